@@ -37,6 +37,7 @@ G_MM_S2 = 9810.0
 ANKLE_HEIGHT_MM = 80.0
 PROCEDURAL_ACTIVITIES = ("diving", "jumping_jacks", "squat", "wave", "throw")
 SOURCES = ("cmu_bvh", "cmu_expmap", "h36m_expmap", "procedural")
+MOTION_VERSION = 2  # bump when the clips motion_library returns change (the world cache keys on it)
 
 # rest pose of the procedural body (mm, parent frame = world at rest): standing, arms down, facing +z, left +x
 REST_SKELETON = Skeleton(
@@ -225,8 +226,8 @@ def _jumping_jacks(rng: np.random.Generator, fps: float, duration_s: float | Non
 
 
 def _squat(rng: np.random.Generator, fps: float, duration_s: float | None) -> np.ndarray:
-    reps = int(rng.integers(2, 4))
-    stand, down, hold = rng.uniform(0.8, 2.0), rng.uniform(0.8, 1.4), rng.uniform(0.5, 2.0)
+    reps = int(rng.integers(1, 3))
+    stand, down, hold = rng.uniform(0.8, 1.6), rng.uniform(0.7, 1.2), rng.uniform(0.5, 1.5)
     cycle = 2 * down + hold + stand
     duration = stand + reps * cycle if duration_s is None else duration_s
     t = np.arange(int(round(duration * fps)) + 1) / fps
@@ -374,12 +375,16 @@ def retarget(joints: np.ndarray, bone_scale: np.ndarray) -> np.ndarray:
     return _rebuild(joints, np.broadcast_to(bone_scale, (joints.shape[0], len(JOINTS))))
 
 
-def rigidify(joints: np.ndarray) -> np.ndarray:
-    """Give every bone of a clip (T, 17, 3) its median length in every frame, keeping its direction: removes
-    the few-mm length changes that marker noise and linear resampling leave in real motion."""
+def rigidify(joints: np.ndarray, lengths: np.ndarray | None = None) -> np.ndarray:
+    """Give the bone to each child joint c the length ``lengths[c]`` (17,) mm in every frame, keeping its
+    direction (as :func:`retarget` does with strides and the ground). Default: each bone's median length,
+    which removes the few-mm changes that marker noise and linear resampling leave in real motion."""
+    target = bone_lengths(joints) if lengths is None else np.asarray(lengths, dtype=np.float64)
+    if target.shape != (len(JOINTS),):
+        raise ValueError(f"lengths must have shape (17,), got {target.shape}")
     d = np.linalg.norm(joints[:, 1:] - joints[:, list(PARENTS[1:])], axis=-1)
     factor = np.ones((joints.shape[0], len(JOINTS)))
-    factor[:, 1:] = bone_lengths(joints)[1:] / np.maximum(d, 1e-6)
+    factor[:, 1:] = target[1:] / np.maximum(d, 1e-6)
     return _rebuild(joints, factor)
 
 
@@ -396,12 +401,17 @@ def mirror(joints: np.ndarray) -> np.ndarray:
     return out
 
 
-def _window(joints: np.ndarray, fps: float, max_s: float, rng: np.random.Generator) -> np.ndarray:
+def _windows(joints: np.ndarray, fps: float, max_s: float, rng: np.random.Generator, all_: bool) -> list:
+    """One random window of at most ``max_s`` seconds, or (``all_``) consecutive windows covering the clip
+    (a remainder shorter than 2 s is dropped unless it is the whole clip)."""
     n = int(round(max_s * fps))
     if joints.shape[0] <= n:
-        return joints
-    s = int(rng.integers(0, joints.shape[0] - n + 1))
-    return joints[s : s + n]
+        return [joints]
+    if not all_:
+        s = int(rng.integers(0, joints.shape[0] - n + 1))
+        return [joints[s : s + n]]
+    starts = range(0, joints.shape[0], n)
+    return [joints[s : s + n] for s in starts if min(n, joints.shape[0] - s) >= 2 * fps]
 
 
 def _restart(joints: np.ndarray) -> np.ndarray:
@@ -430,10 +440,14 @@ def motion_library(
     """Real and procedural clips for the synthetic world, deterministic in ``seed``.
 
     Real: the committed CMU subset (BVH walking; exp-map walking, running, jumping, soccer, basketball),
-    plus Human3.6M walking when ``data_root`` (or ``find_data_root``) holds ``h36m_expmap``; each clip a
-    random window (smoke 3 s, full 10 s), mirrored with probability 1/2. Procedural: every activity of
-    :data:`PROCEDURAL_ACTIVITIES`. ``smoke``: a few dozen clips, a few thousand frames; ``full``: hundreds.
-    Every clip is resampled to ``fps`` or, when None, to a rate drawn per clip in [25, 30].
+    plus Human3.6M walking when ``data_root`` (or ``find_data_root``) holds ``h36m_expmap``. Smoke: three
+    clips per (source, activity), one random 3 s window each; full: every clip cut into consecutive 10 s
+    windows, each taken as is and mirrored (smoke: mirrored with probability 1/2). Every window is put on
+    the standard body (:data:`REST_BONE_LENGTHS`, 1.66 m, the procedural clips' body) so that body shape
+    says nothing about the source or activity: identities come from :func:`retarget`. Procedural: every activity of
+    :data:`PROCEDURAL_ACTIVITIES` (smoke 4 clips each, full 40). Smoke: a few dozen clips, a few thousand
+    frames; full: hundreds. Every clip is resampled to ``fps`` or, when None, to a rate drawn per clip in
+    [25, 30].
     """
     prof = resolve_profile(profile)
     if fps is not None and not 1 <= fps <= 240:
@@ -441,7 +455,7 @@ def motion_library(
     rng = np.random.default_rng(seed)
     max_s = prof.pick(smoke=3.0, full=10.0)
     per_real = prof.pick(smoke=3, full=None)  # clips per (source, activity); None = all
-    n_proc = prof.pick(smoke=4, full=60)
+    n_proc = prof.pick(smoke=4, full=40)
     real = load_cmu_subset(subset_path)
     try:
         root = find_data_root(data_root)
@@ -459,11 +473,17 @@ def motion_library(
         items = groups[key]
         chosen = items if per_real is None else [items[i] for i in rng.permutation(len(items))[:per_real]]
         for name, activity, source, joints, f_in in chosen:
-            f_out = float(fps) if fps is not None else float(rng.uniform(25.0, 30.0))
-            seg = _restart(_window(joints, f_in, max_s, rng))
-            if rng.random() < 0.5:
-                seg, name = _restart(mirror(seg)), f"{name}_mirror"
-            clips.append(MotionClip(name, activity, rigidify(resample(seg, f_in, f_out)), f_out, source))
+            windows = _windows(joints, f_in, max_s, rng, all_=per_real is None)
+            for w, seg in enumerate(windows):
+                f_out = float(fps) if fps is not None else float(rng.uniform(25.0, 30.0))
+                seg_name = name if len(windows) == 1 else f"{name}_w{w}"
+                # smoke: mirrored with probability 1/2; full: both the window and its mirror image
+                flips = (False, True) if per_real is None else (bool(rng.random() < 0.5),)
+                for flip in flips:
+                    seg_f = _restart(mirror(seg) if flip else seg)
+                    body = rigidify(resample(seg_f, f_in, f_out), REST_BONE_LENGTHS)
+                    label = f"{seg_name}_mirror" if flip else seg_name
+                    clips.append(MotionClip(label, activity, body, f_out, source))
     for activity in PROCEDURAL_ACTIVITIES:
         for k in range(n_proc):
             f_out = float(fps) if fps is not None else float(rng.uniform(25.0, 30.0))
