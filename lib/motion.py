@@ -35,9 +35,9 @@ from lib.skeleton import FLIP, INDEX, JOINTS, PARENTS
 
 G_MM_S2 = 9810.0
 ANKLE_HEIGHT_MM = 80.0
-PROCEDURAL_ACTIVITIES = ("diving", "jumping_jacks", "squat", "wave", "throw")
+PROCEDURAL_ACTIVITIES = ("diving", "jumping_jacks", "squat", "clean_and_jerk", "wave", "throw")
 SOURCES = ("cmu_bvh", "cmu_expmap", "h36m_expmap", "procedural")
-MOTION_VERSION = 2  # bump when the clips motion_library returns change (the world cache keys on it)
+MOTION_VERSION = 3  # bump when the clips motion_library returns change (the world cache keys on it)
 
 # rest pose of the procedural body (mm, parent frame = world at rest): standing, arms down, facing +z, left +x
 REST_SKELETON = Skeleton(
@@ -305,12 +305,51 @@ def _throw(rng: np.random.Generator, fps: float, duration_s: float | None) -> np
     return _standing(p.positions())
 
 
+def _keyframes(t: np.ndarray, times: list[float], values: list[float]) -> np.ndarray:
+    """Smooth-step interpolation through keyframes (times increasing), held constant outside them."""
+    times_a, values_a = np.asarray(times), np.asarray(values, dtype=np.float64)
+    k = np.clip(np.searchsorted(times_a, t, side="right") - 1, 0, len(times_a) - 2)
+    u = _smooth_step((t - times_a[k]) / np.maximum(times_a[k + 1] - times_a[k], 1e-9))
+    return values_a[k] + (values_a[k + 1] - values_a[k]) * u
+
+
+def _clean_and_jerk(rng: np.random.Generator, fps: float, duration_s: float | None) -> np.ndarray:
+    # phases: set-up (static), pull, catch in a front squat, stand, rack hold (static), dip, drive to
+    # overhead, overhead hold (static), lower the bar
+    gaps = [rng.uniform(1.0, 2.0), 0.35, 0.25, 0.3, rng.uniform(0.5, 1.2), rng.uniform(1.0, 1.6),
+            rng.uniform(1.0, 2.0), 0.3, 0.2, rng.uniform(1.0, 2.5), 1.0, 0.5]  # fmt: skip
+    times = np.concatenate([[0.0], np.cumsum(gaps)])
+    total = float(times[-1])
+    duration = total if duration_s is None else duration_s
+    t = np.arange(int(round(duration * fps)) + 1) / fps
+    catch = rng.uniform(0.7, 1.0)
+    #            set  set  pull ext  catch hold  up   rack dip  drive over over lower end
+    depth = [0.0, 0.0, 0.3, 0.0, catch, catch, 0.0, 0.0, 0.2, 0.0, 0.0, 0.0, 0.0]
+    shoulder = [0.05, 0.05, 0.1, 0.3, 1.4, 1.4, 1.3, 1.3, 1.3, 2.9, 2.9, 2.9, 0.05]
+    elbow = [0.1, 0.1, 0.1, 0.4, 2.4, 2.4, 2.4, 2.4, 2.4, 0.1, 0.1, 0.1, 0.1]
+    d = _keyframes(t, list(times), depth)
+    lean = 0.45 * d
+    thigh, shank = 1.5 * d, -0.5 * d
+    p = _Pose(len(t))
+    p.lean("pelvis", lean)
+    sh, el = _keyframes(t, list(times), shoulder), _keyframes(t, list(times), elbow)
+    for side in ("l", "r"):
+        p.flex(f"{side}_hip", thigh + lean)
+        p.knee(f"{side}_knee", thigh - shank)
+        p.flex(f"{side}_shoulder", sh - lean)
+        p.abduct(f"{side}_shoulder", 0.15)
+        p.elbow(f"{side}_elbow", el)
+    p.lean("spine", -0.15 * d)
+    return _standing(p.positions())
+
+
 _PROGRAMS: dict[str, Callable[[np.random.Generator, float, float | None], np.ndarray]] = {
     "diving": _diving,
     "jumping_jacks": _jumping_jacks,
     "squat": _squat,
     "wave": _wave,
     "throw": _throw,
+    "clean_and_jerk": _clean_and_jerk,
 }
 
 
