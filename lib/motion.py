@@ -37,7 +37,7 @@ G_MM_S2 = 9810.0
 ANKLE_HEIGHT_MM = 80.0
 PROCEDURAL_ACTIVITIES = ("diving", "jumping_jacks", "squat", "clean_and_jerk", "wave", "throw")
 SOURCES = ("cmu_bvh", "cmu_expmap", "h36m_expmap", "procedural")
-MOTION_VERSION = 3  # bump when the clips motion_library returns change (the world cache keys on it)
+MOTION_VERSION = 4  # bump when the clips motion_library returns change (the world cache keys on it)
 
 # rest pose of the procedural body (mm, parent frame = world at rest): standing, arms down, facing +z, left +x
 REST_SKELETON = Skeleton(
@@ -480,10 +480,11 @@ def motion_library(
 
     Real: the committed CMU subset (BVH walking; exp-map walking, running, jumping, soccer, basketball),
     plus Human3.6M walking when ``data_root`` (or ``find_data_root``) holds ``h36m_expmap``. Smoke: three
-    clips per (source, activity), one random 3 s window each; full: every clip cut into consecutive 10 s
-    windows, each taken as is and mirrored (smoke: mirrored with probability 1/2). Every window is put on
-    the standard body (:data:`REST_BONE_LENGTHS`, 1.66 m, the procedural clips' body) so that body shape
-    says nothing about the source or activity: identities come from :func:`retarget`. Procedural: every activity of
+    clips per (source, activity), one random 3 s window each, mirrored with probability 1/2; full: every
+    clip cut into consecutive 10 s windows, each taken as is and mirrored. Every window is put on the
+    standard body (:data:`REST_BONE_LENGTHS`, 1.66 m, the procedural clips' body) so that body shape says
+    nothing about the source or activity (identities come from :func:`retarget`), its lowest ankle at that
+    body's ankle height (:data:`ANKLE_HEIGHT_MM`). Procedural: every activity of
     :data:`PROCEDURAL_ACTIVITIES` (smoke 4 clips each, full 40). Smoke: a few dozen clips, a few thousand
     frames; full: hundreds. Every clip is resampled to ``fps`` or, when None, to a rate drawn per clip in
     [25, 30].
@@ -521,6 +522,7 @@ def motion_library(
                 for flip in flips:
                     seg_f = _restart(mirror(seg) if flip else seg)
                     body = rigidify(resample(seg_f, f_in, f_out), REST_BONE_LENGTHS)
+                    body[..., 1] += ANKLE_HEIGHT_MM - body[:, [INDEX["l_ankle"], INDEX["r_ankle"]], 1].min()
                     label = f"{seg_name}_mirror" if flip else seg_name
                     clips.append(MotionClip(label, activity, body, f_out, source))
     for activity in PROCEDURAL_ACTIVITIES:
