@@ -113,14 +113,18 @@ class Bvh:
         return 1.0 / self.frame_time
 
 
+class BvhError(ValueError):
+    """A BVH file that does not follow the format; the message names the file and what was wrong."""
+
+
 _CHANNELS = {"Xposition", "Yposition", "Zposition", "Xrotation", "Yrotation", "Zrotation"}
 
 
 def parse_bvh(text: str, source: str = "<string>") -> Bvh:
     """Parse BVH text (HIERARCHY then MOTION). ``source`` names the file in error messages."""
 
-    def fail(msg: str) -> ValueError:
-        return ValueError(f"malformed BVH {source}: {msg} (download: {DOWNLOAD_HINT})")
+    def fail(msg: str) -> BvhError:
+        return BvhError(f"malformed BVH {source}: {msg} (download: {DOWNLOAD_HINT})")
 
     head, sep, motion_txt = text.partition("MOTION")
     if not sep or "HIERARCHY" not in head:
@@ -171,9 +175,9 @@ def parse_bvh(text: str, source: str = "<string>") -> Bvh:
                 i += 2 + n
             else:
                 raise fail(f"unexpected token {tok!r} in HIERARCHY")
-    except (IndexError, ValueError) as e:
-        if isinstance(e, ValueError) and str(e).startswith("malformed"):
-            raise
+    except BvhError:
+        raise
+    except (IndexError, ValueError) as e:  # a missing token or a number that does not parse
         raise fail(f"truncated or invalid HIERARCHY ({e})") from e
     if stack or not names:
         raise fail("unbalanced braces or no joints in HIERARCHY")

@@ -63,6 +63,14 @@ class MotionClip:
     fps: float
     source: str
 
+    def __post_init__(self) -> None:
+        if self.joints.ndim != 3 or self.joints.shape[1:] != (len(JOINTS), 3):
+            raise ValueError(f"clip {self.name}: joints must have shape (T, 17, 3), got {self.joints.shape}")
+        if self.source not in SOURCES or not self.fps > 0:
+            raise ValueError(
+                f"clip {self.name}: source must be one of {SOURCES} and fps > 0, got {self.source!r}, {self.fps}"
+            )
+
     @property
     def n_frames(self) -> int:
         return self.joints.shape[0]
@@ -116,10 +124,8 @@ class _Pose:
         self._apply(joint, _rot("x", np.broadcast_to(a, (self.T,))))
 
     def turn(self, joint: str, a) -> None:
-        self._apply(joint, _rot("y", np.broadcast_to(a, (self.T,))))
-
-    def twist(self, joint: str, a) -> None:
-        """Rotate about the bone's own (vertical at rest) axis: for arms, internal/external rotation."""
+        """Rotate about the joint frame's vertical axis: the trunk's twist, or for a hanging arm its
+        internal/external rotation about the bone."""
         self._apply(joint, _rot("y", np.broadcast_to(a, (self.T,))))
 
     def positions(self, root: np.ndarray | None = None) -> np.ndarray:
@@ -269,7 +275,7 @@ def _wave(rng: np.random.Generator, fps: float, duration_s: float | None) -> np.
     p = _Pose(len(t))
     _idle_arms(p, rng, t, skip=side)
     p.abduct(f"{side}_shoulder", raised * rng.uniform(1.9, 2.6) + 0.1)
-    p.twist(f"{side}_shoulder", raised * (0.3 * (1 if side == "l" else -1)))
+    p.turn(f"{side}_shoulder", raised * (0.3 * (1 if side == "l" else -1)))
     elbow = f"{side}_elbow"
     p.abduct(elbow, raised * swing)
     p.elbow(elbow, 0.2 + raised * rng.uniform(0.4, 1.2))
@@ -295,7 +301,7 @@ def _throw(rng: np.random.Generator, fps: float, duration_s: float | None) -> np
     arm = f"{side}_shoulder"
     p.abduct(arm, 1.5 * (cocked + follow) + 0.1)
     p.flex(arm, 1.0 * follow - 0.4 * cocked)
-    p.twist(arm, sign * (-1.2 * cocked + 0.4 * follow))
+    p.turn(arm, sign * (-1.2 * cocked + 0.4 * follow))
     p.elbow(f"{side}_elbow", 0.2 + 1.5 * cocked + 0.3 * follow)
     p.turn("spine", sign * (0.6 * cocked - 0.7 * follow))
     p.lean("spine", -0.15 * cocked + 0.45 * follow)

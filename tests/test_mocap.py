@@ -89,6 +89,10 @@ def test_malformed_bvh_names_the_file():
         parse_bvh(TINY_BVH.replace("1 10 0  90 0 90  0 0 0", "1 10 0"), source="bad.bvh")
     with pytest.raises(ValueError, match="HIERARCHY"):
         parse_bvh("MOTION\nFrames: 0\n", source="x.bvh")
+    with pytest.raises(ValueError, match="y.bvh: truncated or invalid HIERARCHY"):
+        parse_bvh(TINY_BVH.replace("OFFSET 1 0 0", "OFFSET 1 x 0"), source="y.bvh")
+    with pytest.raises(ValueError, match="unknown channel"):
+        parse_bvh(TINY_BVH.replace("Zrotation Xrotation Yrotation", "Zrotation Xrotation Wrotation"))
 
 
 def test_expmap_zero_frame_gives_the_rest_offsets():

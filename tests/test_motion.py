@@ -151,6 +151,12 @@ def test_motion_library_smoke_from_the_committed_data(tmp_path):
     assert [c.name for c in other] != [c.name for c in clips]
     fixed = motion_library("smoke", seed=0, data_root=tmp_path, fps=25.0)
     assert {c.fps for c in fixed} == {25.0}
+    with pytest.raises(ValueError, match="fps must be"):
+        motion_library("smoke", fps=0.0, data_root=tmp_path)
+    with pytest.raises(FileNotFoundError, match="not a directory"):
+        motion_library("smoke", data_root=tmp_path / "missing")
+    with pytest.raises(ValueError, match="source must be one of"):
+        MotionClip("x", "walking", np.zeros((3, 17, 3), np.float32), 25.0, "youtube")
 
 
 @pytest.mark.real_data
