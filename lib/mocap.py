@@ -10,8 +10,8 @@
 - :func:`build_cmu_subset` / :func:`load_cmu_subset` -- the processed CMU file committed in ``data/mocap``.
 
 Units and axes. CMU skeletons (BVH and exp-map) are in the ASF length unit: the CMU ASF files declare
-``length 0.45``, i.e. 1 unit = 1/0.45 inch = 56.44 mm (:data:`CMU_UNIT_MM`); with it, femur and tibia
-lengths come out at 400-450 mm, as they should. Human3.6M exp-map offsets are already in mm. All three
+``length 0.45``, i.e. 1 unit = 1/0.45 inch = 56.44 mm (:data:`CMU_UNIT_MM`); with it the 62 BVH trials
+have femurs of 383-429 mm and tibias of 404-447 mm, as adults do. Human3.6M exp-map offsets are already in mm. All three
 skeletons are y-up in their rest frame with the subject's left on +x and toes on +z (right-handed: forward =
 left x up). Every clip returned here is canonical: (T, 17, 3) float32 mm, world y up, ground at y = 0, the
 pelvis at the horizontal origin in the first frame, facing +z at the start.
@@ -19,8 +19,9 @@ pelvis at the horizontal origin in the first frame, facing +z at the start.
 Joint mapping. CMU: ``spine`` is the top of ``upperback`` (BVH ``Chest2``), ``neck`` the base of the upper
 neck (BVH ``Neck``), ``head`` the base of the head (BVH ``Head``). The CMU head bone (head joint to its end
 site, ~90 mm) stops well below the crown, so ``head_top`` is placed along that bone at
-:data:`CMU_HEAD_TOP_FACTOR` times its length, which makes the head (neck base to crown, ~230 mm) and the
-stature (~1.6-1.8 m) human-sized. Human3.6M's 32 joints map to its standard 17 (its ``Head`` is the crown).
+:data:`CMU_HEAD_TOP_FACTOR` times its length (neck base to crown ~270 mm; Human3.6M's is 236 mm). CMU's
+torso is short, so rest statures come out at 1.47-1.59 m for the six BVH subjects; :mod:`lib.motion` puts
+every clip on one standard 1.66 m body. Human3.6M's 32 joints map to its standard 17 (its ``Head`` is the crown).
 """
 
 from __future__ import annotations
@@ -330,7 +331,7 @@ H36M_EXPMAP = ExpmapFormat(
 
 # CMU 38-joint skeleton of Li et al. 2018 (github.com/chaneyddtt/Convolutional-Sequence-to-Sequence-Model-
 # for-Human-Dynamics, src/forward_kinematics_cmu.py): parents (1-based) and rest offsets in CMU ASF units
-# (that code multiplies them by 70; we use the ASF unit, 56.44 mm, which gives 400-450 mm femurs).
+# (that code multiplies them by 70; we use the ASF unit, 56.44 mm, which gives a 428 mm femur).
 _CMU_NAMES = (
     "Hips", "LHipJoint", "LeftHip", "LeftKnee", "LeftAnkle", "LeftToe", "LeftToe_end",
     "RHipJoint", "RightHip", "RightKnee", "RightAnkle", "RightToe", "RightToe_end",
