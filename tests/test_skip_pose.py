@@ -187,10 +187,23 @@ def test_recognise_one_nn_on_a_hand_made_dictionary():
     dict_labels = np.array([0, 1, 2])
     queries = [np.tile([1.0, 0.5], (3, 1)), np.tile([0.1, 1.0], (4, 1)), np.tile([-1.0, 0.3], (2, 1))]
     query_labels = np.array([0, 1, 1])  # the third query is really class 2: one mistake
-    out = recognise(queries, query_labels, dict_feats, dict_labels)
+    out = recognise(queries, query_labels, dict_feats, dict_labels, length_normalise=False)
     np.testing.assert_array_equal(out["predicted"], [0, 1, 2])
     assert out["accuracy"] == pytest.approx(2 / 3)
     assert out["scores"].shape == (3, 3)
     # class 1 scores are sums of cosines over 5-step paths: 0.995 * 5 (query 1), 0.447 * 5 (query 0),
     # 0.287 * 5 (query 2): positives rank 1st and 3rd, AP (1 + 2/3) / 2; class 0: its only positive ranks first
     assert out["macro_ap"] == pytest.approx((1 + (1 + 2 / 3) / 2) / 2)
+
+
+def test_length_normalisation_removes_the_bias_towards_long_dictionary_sequences():
+    # a query matches the short class-0 item exactly, but the long class-1 item sums more positive cosines
+    query = [np.tile([1.0, 0.0], (4, 1))]
+    dict_feats = [np.tile([1.0, 0.0], (4, 1)), np.tile([1.0, 1.0], (40, 1))]
+    labels = np.array([0, 1])
+    raw = recognise(query, np.array([0]), dict_feats, labels, length_normalise=False)
+    norm = recognise(query, np.array([0]), dict_feats, labels)
+    # all cosines are positive, so the best path is the longest one: Tq + Td - 1 cells
+    np.testing.assert_allclose(raw["scores"], [[7.0, 43 / np.sqrt(2)]], rtol=1e-6)
+    np.testing.assert_allclose(norm["scores"], [[7.0 / 8, 43 / np.sqrt(2) / 44]], rtol=1e-6)
+    assert raw["accuracy"] == 0.0 and norm["accuracy"] == 1.0
