@@ -223,8 +223,22 @@ def render_capsules(
     x1 = np.clip(np.ceil(hi[..., 0]) + 1, 0, W).astype(int)
     y1 = np.clip(np.ceil(hi[..., 1]) + 1, 0, H).astype(int)
     area = np.maximum(x1 - x0, 0) * np.maximum(y1 - y0, 0)
-
     dev = torch.device(device)
+    threads = torch.get_num_threads()
+    if dev.type == "cpu":
+        torch.set_num_threads(1)  # the per-capsule tensors are small: threads cost more than they give
+    try:
+        return _rasterise(start, end, radius, color, stripes, a2, b2, ra, rb, (x0, y0, x1, y1), area,
+                          background, chunk_pixels, dev)  # fmt: skip
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _rasterise(start, end, radius, color, stripes, a2, b2, ra, rb, window, area, background, chunk_pixels, dev):
+    """The per-capsule z-buffer loop of :func:`render_capsules` (arguments as computed there)."""
+    T, C = start.shape[:2]
+    H, W = background.shape[1:3]
+    x0, y0, x1, y1 = window
 
     def tt(a, dtype=torch.float32):
         return torch.tensor(np.asarray(a), dtype=dtype, device=dev)
