@@ -375,7 +375,7 @@ def make_world(
 
     key = {
         "generator_version": GENERATOR_VERSION,
-        "motion_version": getattr(motion, "MOTION_VERSION", None),
+        "sources": source_fingerprint(),
         "seed": int(seed),
         "data_root": root,
         **config,
@@ -392,6 +392,18 @@ def make_world(
     if cache:
         save_world(world, path)
     return world
+
+
+def source_fingerprint() -> str:
+    """A hash of the code and committed motion data the world is made from (the generator and motion
+    modules, the CMU subset), so that a cache file written by other code is never reused."""
+    from lib import mocap, motion, people, render
+
+    files = [Path(m.__file__) for m in (mocap, motion, people, render)] + [Path(__file__), mocap.CMU_SUBSET_PATH]
+    digest = hashlib.sha256()
+    for f in files:
+        digest.update(f.name.encode() + (f.read_bytes() if f.exists() else b"missing"))
+    return digest.hexdigest()[:16]
 
 
 def save_world(world: World, path: str | Path) -> Path:

@@ -224,7 +224,7 @@ def cached(monkeypatch, tmp_path):
     return calls, tmp_path, small
 
 
-def test_cache_is_reused_and_invalidated_by_a_config_change(cached):
+def test_cache_is_reused_and_invalidated_by_a_config_change(cached, monkeypatch):
     calls, folder, small = cached
     a = make_world("smoke", 0, **small)
     b = make_world("smoke", 0, **small)
@@ -234,6 +234,9 @@ def test_cache_is_reused_and_invalidated_by_a_config_change(cached):
     assert len(calls) == 2 and len(list(folder.glob("*.npz"))) == 2
     make_world("smoke", 1, **small)
     assert len(calls) == 3
+    monkeypatch.setattr(synth, "source_fingerprint", lambda: "other code")  # the generator or motion changed
+    make_world("smoke", 0, **small)
+    assert len(calls) == 4
 
 
 @pytest.mark.parametrize("damage", ["garbage", "truncated", "missing_key", "stale_version", "wrong_shape"])
