@@ -637,17 +637,17 @@ class FrameDataset(Dataset):
     Each item is a dict: ``image`` (3, s, s) float in [0, 1] (box-centred crop of ``crop_size`` px, or the
     whole frame when ``crop_size`` is None), ``joints2d`` (J, 2) in that image's pixels, ``visible`` (J,),
     ``joints3d`` (J, 3) camera mm, and ints ``subject``, ``activity``, ``seq``, ``frame_index``, ``index``.
-    ``fmt`` picks the joint format (:func:`lib.skeleton.to_format`). Crops are computed once, up front.
+    ``fmt`` picks the joint format (:func:`lib.skeleton.to_format`). Crops are computed once, up front, and
+    kept as uint8; images are converted to float per item.
     """
 
     def __init__(self, world: World, split: str | None = None, crop_size: int | None = 64, fmt: str = "canonical"):
         self.world = world
         self.indices = np.arange(len(world.frames)) if split is None else world.split_indices(split)
         if crop_size is None:
-            images, joints = world.frames[self.indices], world.joints2d[self.indices]
+            self.images, joints = None, world.joints2d[self.indices]
         else:
-            images, joints = world.person_crops(crop_size, self.indices)
-        self.images = _image_tensor(images)
+            self.images, joints = world.person_crops(crop_size, self.indices)
         self.joints2d = torch.from_numpy(to_format(joints, fmt))
         self.visible = torch.from_numpy(to_format(world.visible[self.indices][..., None], fmt)[..., 0])
         self.joints3d = torch.from_numpy(to_format(world.joints3d[self.indices], fmt))
@@ -659,7 +659,7 @@ class FrameDataset(Dataset):
         i = int(self.indices[k])
         w = self.world
         return {
-            "image": self.images[k],
+            "image": _image_tensor(self.world.frames[i] if self.images is None else self.images[k]),
             "joints2d": self.joints2d[k],
             "visible": self.visible[k],
             "joints3d": self.joints3d[k],
@@ -674,7 +674,8 @@ class FrameDataset(Dataset):
 class ChunkDataset(Dataset):
     """Chunks of ``length`` consecutive frames of one sequence, starting every ``stride`` frames.
 
-    Each item is a dict: ``poses`` (length, J, dim) float32 (2D pixels or 3D camera mm, format ``fmt``),
+    Each item is a dict: ``poses`` (length, J, dim) float32 (2D full-frame pixels or 3D camera mm, format
+    ``fmt``),
     ``visible`` (length, J), ``images`` (length, 3, s, s) crops when ``crop_size`` is given, and ints
     ``seq``, ``start`` (frame index of the first frame), ``subject``, ``activity``.
     """

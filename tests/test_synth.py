@@ -185,6 +185,12 @@ def test_torch_datasets(world):
     assert item["image"].shape == (3, 32, 32) and item["image"].dtype == torch.float32
     assert item["joints2d"].shape == (13, 2) and item["visible"].dtype == torch.bool
     assert world.split_of_subject[item["subject"]] == "train"
+    whole = FrameDataset(world, split="test", crop_size=None)
+    i = whole[2]["index"]
+    np.testing.assert_allclose(whole[2]["image"].permute(1, 2, 0).numpy() * 255, world.frames[i], atol=1e-3)
+    np.testing.assert_array_equal(whole[2]["joints2d"].numpy(), world.joints2d[i])
+    batch = next(iter(torch.utils.data.DataLoader(frames, batch_size=4)))
+    assert batch["image"].shape == (4, 3, 32, 32) and batch["subject"].shape == (4,)
     chunks = ChunkDataset(world, length=5, stride=2, crop_size=24)
     assert len(chunks) == world.n_sequences * 4  # starts 0, 2, 4, 6 in each 12-frame sequence
     c = chunks[5]
