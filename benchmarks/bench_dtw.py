@@ -6,7 +6,7 @@ Penn Action). Features are random 64-d (Skip-Pose's hidden size). Prints pairs p
 the full 1068 x 1258 evaluation (measured, or extrapolated from ``--fraction`` of the queries, said so),
 and the speed-up over the reference ``dtw_similarity`` on a few pairs.
 
-    python benchmarks/bench_dtw.py [--fraction 1.0] [--dim 64] [--device cpu]
+    python benchmarks/bench_dtw.py [--fraction 1.0] [--dim 64] [--device cpu] [--frames-per-chunk 4096]
 """
 
 from __future__ import annotations
@@ -48,20 +48,24 @@ def main() -> None:
     ap.add_argument("--fraction", type=float, default=1.0, help="share of the 1068 queries to time")
     ap.add_argument("--dim", type=int, default=64)
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--frames-per-chunk", type=int, default=4096, help="see lib.dtw.dtw_scores")
     args = ap.parse_args()
     if not 0 < args.fraction <= 1:
         raise SystemExit(f"--fraction must be in (0, 1], got {args.fraction}")
     rng = np.random.default_rng(0)
     test_len, train_len, source = penn_lengths(rng)
     print(f"{source}: test mean {test_len.mean():.1f} (max {test_len.max()}), train mean {train_len.mean():.1f}")
-    print(f"device {args.device}, torch threads {torch.get_num_threads()}, features {args.dim}-d")
+    print(
+        f"device {args.device}, torch threads {torch.get_num_threads()}, features {args.dim}-d, "
+        f"frames per chunk {args.frames_per_chunk}"
+    )
     n_q = max(1, round(args.fraction * N_TEST))
     q_idx = rng.choice(N_TEST, n_q, replace=False)
     queries = [torch.randn(int(t), args.dim) for t in test_len[q_idx]]
     dictionary = [torch.randn(int(t), args.dim) for t in train_len]
 
     t0 = time.perf_counter()
-    scores = dtw_scores(queries, dictionary, device=args.device)
+    scores = dtw_scores(queries, dictionary, device=args.device, frames_per_chunk=args.frames_per_chunk)
     elapsed = time.perf_counter() - t0
     pairs = scores.size
     full = elapsed * N_TEST / n_q

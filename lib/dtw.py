@@ -8,7 +8,8 @@ similarity; the score of the pair is that sum (Eq. 7). The recurrence is
     D[i, j] = S[i, j] + max(D[i - 1, j], D[i, j - 1], D[i - 1, j - 1]),    score = D[Tq - 1, Td - 1].
 
 - :func:`dtw_similarity` -- the reference: one map, score and path (numpy).
-- :func:`dtw_scores` -- all query x dictionary scores at once, batched with torch (CPU or GPU).
+- :func:`dtw_scores` -- all query x dictionary scores at once, batched with torch (CPU or GPU): an
+  anti-diagonal wavefront over many padded maps (``benchmarks/bench_dtw.py`` times it).
 
 Action recognition from the scores (1-NN accuracy, per-class average precision) is in :mod:`lib.metrics`.
 """
@@ -49,30 +50,50 @@ def dtw_similarity(sim: np.ndarray) -> tuple[float, np.ndarray]:
     return float(acc[tq, td]), np.array(path[::-1], dtype=np.int64)
 
 
-def _dtw_padded(sim: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
-    """DTW scores of a batch of padded maps ``sim`` ``(T1, B, T2)`` whose true sizes are ``rows``, ``cols``.
+def _dtw_wavefront(a: torch.Tensor, b: torch.Tensor, len_a: np.ndarray, len_b: np.ndarray) -> torch.Tensor:
+    """DTW scores ``(na, nb)`` of all pairs of padded sequences ``a`` ``(na, ta, f)`` and ``b`` ``(nb, tb, f)``.
 
-    Row by row; inside a row ``D[i, j] = max(a_j, D[i, j - 1] + s_ij)`` with ``a_j = s_ij + max(D[i-1, j],
-    D[i-1, j-1])`` is a max-plus scan, solved as ``D[i, j] = C_j + cummax_k<=j(a_k - C_k)`` with ``C`` the
-    cumulative sum of the row. Padding lies below and to the right of each true map, so it never reaches the
-    cell ``(rows - 1, cols - 1)`` that is read out.
+    The map of a pair is ``S[i, j] = <a_i, b_j>``; ``len_a``, ``len_b`` are the true lengths. The anti-
+    diagonal ``k`` (cells ``(i, k - i)``) of all ``na x nb`` maps is computed at once: with ``b`` reversed in
+    time its cells are a batch (over ``i``) of ``(na, f) @ (f, nb)`` products, and the recurrence needs only
+    diagonals ``k - 1`` and ``k - 2``, so each step is one ``bmm`` and three elementwise ops; no map is ever
+    stored whole. Padding lies below and to the right of each true map and never reaches the cell
+    ``(len_a - 1, len_b - 1)`` that is read out.
     """
-    t1, b, t2 = sim.shape
-    neg = torch.finfo(sim.dtype).min / 4
-    out = torch.empty(b, dtype=sim.dtype, device=sim.device)
-    last_col = (cols - 1).unsqueeze(1)
-    prev = torch.full((b, t2 + 1), neg, dtype=sim.dtype, device=sim.device)
-    prev[:, 0] = 0.0  # virtual D[-1, -1] = 0 so the first row starts at (0, 0)
-    for i in range(t1):
-        s = sim[i]
-        up = torch.maximum(prev[:, 1:], prev[:, :-1])
-        c = torch.cumsum(s, dim=1)
-        row = c + torch.cummax(s + up - c, dim=1).values
-        done = rows == i + 1
-        if done.any():
-            out[done] = row[done].gather(1, last_col[done]).squeeze(1)
-        prev = torch.cat([prev.new_full((b, 1), neg), row], dim=1)
-    return out
+    (na, ta, _), (nb, tb, _) = a.shape, b.shape
+    dev, dt = a.device, a.dtype
+    n_pairs = na * nb
+    neg = torch.finfo(dt).min / 4
+    rows = np.repeat(len_a, nb)  # true sizes of pair p = ia * nb + ib
+    cols = np.tile(len_b, na)
+    finishing = [[] for _ in range(ta + tb - 1)]  # pairs whose last cell lies on diagonal k
+    for p, (r, c) in enumerate(zip(rows.tolist(), cols.tolist(), strict=True)):
+        finishing[r + c - 2].append(p)
+    a_t = a.transpose(0, 1).contiguous()  # (ta, na, f)
+    b_rev = b.flip(1).permute(1, 2, 0).contiguous()  # (tb, f, nb), time reversed: b_rev[m] = b[:, tb - 1 - m]
+    # position p of a buffer holds row i = p - 1 of a diagonal; position 0 is the boundary (row -1)
+    prev2, prev1, cur = (torch.full((ta + 1, n_pairs), neg, dtype=dt, device=dev) for _ in range(3))
+    prev2[0] = 0.0  # virtual D[-1, -1] = 0 so the path starts at (0, 0)
+    sim = torch.empty(ta, na, nb, dtype=dt, device=dev)
+    out = torch.empty(n_pairs, dtype=dt, device=dev)
+    for k in range(ta + tb - 1):
+        lo, hi = max(0, k - tb + 1), min(k, ta - 1)  # rows of the cells of diagonal k inside the map
+        n = hi - lo + 1
+        s = sim[:n]
+        m0 = tb - 1 - k + lo  # cell (i, k - i) pairs a[:, i] with b_rev[tb - 1 - k + i]
+        torch.bmm(a_t[lo : hi + 1], b_rev[m0 : m0 + n], out=s)
+        s = s.view(n, n_pairs)
+        best = torch.maximum(prev2[lo : hi + 1], prev1[lo : hi + 1])  # from (i-1, j-1) and (i-1, j)
+        torch.maximum(best, prev1[lo + 1 : hi + 2], out=best)  # from (i, j-1)
+        torch.add(best, s, out=cur[lo + 1 : hi + 2])
+        cur[0] = neg
+        if hi + 2 <= ta:
+            cur[hi + 2] = neg  # row hi + 1 is not on diagonal k (stale value of an older diagonal)
+        if finishing[k]:
+            idx = torch.as_tensor(finishing[k], device=dev)
+            out[idx] = cur[torch.as_tensor(rows[finishing[k]], device=dev), idx]
+        prev2, prev1, cur = prev1, cur, prev2
+    return out.view(na, nb)
 
 
 def _as_tensors(seqs: Sequence[np.ndarray | torch.Tensor], name: str, device: torch.device) -> list:
@@ -114,7 +135,7 @@ def dtw_scores(
     ``query_feats[i]`` is ``(Tq_i, d)``, ``dict_feats[j]`` is ``(Td_j, d)`` (numpy or torch). The map of a pair
     is the cosine similarity of their frames (dot product if ``cosine`` is False); each score equals
     ``dtw_similarity(map)[0]``. Sequences are sorted by length and grouped so that padding stays small; each
-    group pair is one batched row-by-row max-plus scan (see :func:`_dtw_padded`) in float32 on ``device``
+    group pair is one batched anti-diagonal wavefront (see :func:`_dtw_wavefront`) in float32 on ``device``
     (default: where the first query lives). ``frames_per_chunk`` bounds a group's ``count x max length``,
     so a group pair's map holds at most ``frames_per_chunk ** 2`` floats.
     """
@@ -141,14 +162,10 @@ def dtw_scores(
             for dc in _chunks(d_len, frames_per_chunk):
                 td = int(d_len[dc].max())
                 dpad = torch.nn.utils.rnn.pad_sequence([d[k] for k in dc], batch_first=True)  # (nd, td, f)
-                rows = torch.as_tensor(np.repeat(q_len[qc], len(dc)), device=device)
-                cols = torch.as_tensor(np.tile(d_len[dc], len(qc)), device=device)
-                # scan along the shorter padded axis: DTW of a map equals DTW of its transpose
+                # diagonals run over the shorter padded axis: DTW of a map equals DTW of its transpose
                 if tq <= td:
-                    sim = torch.einsum("aif,bjf->iabj", qpad, dpad).reshape(tq, -1, td)
-                    out = _dtw_padded(sim.contiguous(), rows, cols)
+                    out = _dtw_wavefront(qpad, dpad, q_len[qc], d_len[dc])
                 else:
-                    sim = torch.einsum("aif,bjf->jabi", qpad, dpad).reshape(td, -1, tq)
-                    out = _dtw_padded(sim.contiguous(), cols, rows)
+                    out = _dtw_wavefront(dpad, qpad, d_len[dc], q_len[qc]).T
                 scores[np.ix_(qc, dc)] = out.reshape(len(qc), len(dc)).double().cpu().numpy()
     return scores
