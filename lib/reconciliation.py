@@ -263,13 +263,13 @@ class ReconciliationConfig:
     epochs: int = 3
     steps_per_epoch: int = 30
     triplets_per_step: int = 48  # the paper: 300
-    margin: float = 0.5  # delta of Eq. 4 (unit-norm embeddings: squared distances in [0, 4])
+    margin: float = 0.2  # delta of Eq. 4 (unit-norm embeddings: squared distances in [0, 4])
     lr: float = 1e-3
     weight_decay: float = 1e-4
     lam1: float = 0.5  # back in time
     lam2: float = 0.2  # one-to-many
     lam3: float = 0.05  # per skipped frame
-    outlier_quantile: float = 0.1
+    outlier_quantile: float = 0.3
     chunk: int = 40  # sub-sequence length n'
     neighbours: int = 5  # S' is drawn from the S's nearest sequences
     p_start: float = 100.0
