@@ -2,7 +2,8 @@
 
 2D pose estimation (``pred`` and ``gt`` are ``(N, J, 2)`` pixel coordinates):
 
-- :func:`pcp` / :func:`pcp_sticks` -- Percentage of Correct Parts, LSP convention (10 sticks).
+- :func:`pcp` / :func:`pcp_sticks` -- Percentage of Correct Parts, LSP convention (10 sticks);
+  :func:`pcp_stick_endpoints` to draw them.
 - :func:`pdj` -- Percentage of Detected Joints, normalised by the torso diameter (FLIC).
 - :func:`pckh` -- Percentage of Correct Keypoints relative to the head size (MPII).
 
@@ -71,6 +72,12 @@ def _stick_ends(j: np.ndarray, k: int) -> np.ndarray:
     if k == _MID_SHOULDER:
         return (j[:, 8] + j[:, 9]) / 2
     return j[:, k]
+
+
+def pcp_stick_endpoints(joints: np.ndarray, fmt: str = "lsp14") -> np.ndarray:
+    """End points of the 10 PCP sticks (order of :data:`PCP_STICKS`): ``(N, J, 2)`` -> ``(N, 10, 2, 2)``."""
+    j = _lsp14(np.asarray(joints, np.float64), fmt)
+    return np.stack([np.stack([_stick_ends(j, a), _stick_ends(j, b)], 1) for _, a, b in PCP_STICKS], 1)
 
 
 def pcp_sticks(

@@ -106,7 +106,8 @@ def train_pose_probe(
     """Fit a probe on a random ``fraction`` of the labelled frames (at least 2 frames).
 
     ``features`` ``(N, D)`` frozen features; ``poses`` ``(N, J, 3)`` root-relative targets (mm, see
-    :func:`root_relative`). Features are standardised with the labelled frames' statistics; the loss is
+    :func:`root_relative`). Features are standardised with the labelled frames' statistics (standard
+    deviations floored at 1 % of their mean); the loss is
     the mean squared joint error in metres; Adam; the subset and the weights depend only on ``seed``.
     ``width`` as in :func:`pose_probe`.
     """
@@ -121,7 +122,9 @@ def train_pose_probe(
     n = max(2, int(round(fraction * len(features))))
     sel = np.sort(rng.choice(len(features), n, replace=False))
     x, y = features[sel], poses[sel].reshape(n, -1) / 1000.0
-    mean, std = x.mean(0), x.std(0) + 1e-6
+    mean, std = x.mean(0), x.std(0)
+    # floor near-constant dimensions (dead ReLUs of a random CNN): else test-time noise in them explodes
+    std = np.maximum(std, 0.01 * std.mean() + 1e-6)
     gen = torch.Generator().manual_seed(seed)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)

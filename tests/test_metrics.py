@@ -14,6 +14,7 @@ from lib.metrics import (
     p_mpjpe,
     pckh,
     pcp,
+    pcp_stick_endpoints,
     pcp_sticks,
     pdj,
     per_class_average_precision,
@@ -47,6 +48,10 @@ def test_pcp_one_wrong_stick():
     assert all(res[p] == 100.0 for p in ("head", "torso", "upper_arms", "upper_legs", "lower_legs"))
     # 20 px < 0.5 x 30.4 is false, but loose PCP averages the two ends: (0 + 20) / 2 = 10 <= 15.2
     assert pcp(pred, gt, strict=False)["total"] == 100.0
+    ends = pcp_stick_endpoints(gt)
+    assert ends.shape == (1, 10, 2, 2)
+    assert ends[0, 1].tolist() == [[50.0, 120.0], [50.0, 60.0]]  # torso: mid-hips to mid-shoulders
+    assert ends[0, 4].tolist() == [[75.0, 90.0], [80.0, 120.0]]  # left lower arm: elbow to wrist
 
 
 def test_pcp_canonical_order_agrees():
