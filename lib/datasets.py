@@ -119,6 +119,8 @@ class PoseStills:
     def __post_init__(self) -> None:
         if not self.joint_names:
             self.joint_names = FORMATS[self.fmt]
+        if len(self.joint_names) != self.joints.shape[1]:
+            raise ValueError(f"{len(self.joint_names)} joint names for {self.joints.shape[1]} joints")
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -382,3 +384,94 @@ def load_h36m_3d(path: str | Path) -> dict[tuple[str, str], np.ndarray]:
         if len(key) != 2 or arr.ndim != 3 or arr.shape[1:] != (32, 3):
             raise _fail("h36m", path, f"entry {'/'.join(key)}: expected '<subject>/<action>' -> (T, 32, 3)")
     return data
+
+
+# ---------------------------------------------------------------------------------------------------------
+# MPII, FLIC (written against the documented formats; tested on fixtures)
+
+MPII_JOINTS: tuple[str, ...] = (
+    "r_ankle", "r_knee", "r_hip", "l_hip", "l_knee", "l_ankle", "pelvis", "thorax", "upper_neck", "head_top",
+    "r_wrist", "r_elbow", "r_shoulder", "l_shoulder", "l_elbow", "l_wrist",
+)  # fmt: skip
+# FLIC's 29 coords; the 11 annotated ones (the others are NaN) in this order
+FLIC_COORDS = (0, 1, 2, 3, 4, 5, 6, 9, 12, 13, 16)
+FLIC_JOINTS: tuple[str, ...] = (
+    "l_shoulder", "l_elbow", "l_wrist", "r_shoulder", "r_elbow", "r_wrist", "l_hip", "r_hip", "l_eye", "r_eye",
+    "nose",
+)  # fmt: skip
+
+
+def _items(x) -> list:
+    """A MATLAB struct array / cell / single struct loaded with ``squeeze_me`` -> list of elements."""
+    if isinstance(x, np.ndarray):
+        return list(x.ravel())
+    return [x]
+
+
+def load_mpii(root: str | Path | None = None, annotation: str = "mpii_human_pose_v1_u12_1.mat") -> PoseStills:
+    """MPII Human Pose (Andriluka et al. 2014) from the official ``RELEASE`` struct: one row per annotated
+    person (``annolist(i).annorect(r).annopoints.point`` with ``id`` 0-15, ``x``, ``y``, ``is_visible``).
+
+    Joints ``(N, 16, 2)`` in MPII order (:data:`MPII_JOINTS`); ``visible`` marks annotated joints;
+    ``extra``: ``head_size`` (0.6 x the head box diagonal, for PCKh), ``is_visible`` (the occlusion
+    flag), ``image_index``. ``split`` from ``img_train`` ('train' / 'test'); images under ``images/``.
+    """
+    folder = _folder("mpii", root)
+    f = folder / annotation
+    if not f.is_file():
+        raise _fail("mpii", f, "file not found")
+    try:
+        rel = scipy.io.loadmat(f, struct_as_record=False, squeeze_me=True)["RELEASE"]
+        annolist, img_train = _items(rel.annolist), np.atleast_1d(rel.img_train)
+    except (KeyError, AttributeError, ValueError) as e:
+        raise _fail("mpii", f, f"expected a struct RELEASE with annolist and img_train ({e})") from e
+    paths, joints, vis, occ, head, img_idx, split = [], [], [], [], [], [], []
+    for i, ann in enumerate(annolist):
+        for rect in _items(getattr(ann, "annorect", [])):
+            pts = getattr(rect, "annopoints", None)
+            if pts is None or isinstance(pts, np.ndarray) or not hasattr(pts, "point"):
+                continue  # a person without joint annotations
+            j, v, o = np.zeros((16, 2), np.float32), np.zeros(16, bool), np.zeros(16, bool)
+            for pt in _items(pts.point):
+                k = int(pt.id)
+                j[k], v[k] = (float(pt.x), float(pt.y)), True
+                flag = np.asarray(getattr(pt, "is_visible", 1)).ravel()
+                o[k] = float(flag[0]) != 0 if flag.size else True
+            paths.append(folder / "images" / str(ann.image.name))
+            joints.append(j)
+            vis.append(v)
+            occ.append(o)
+            head.append(0.6 * float(np.hypot(rect.x2 - rect.x1, rect.y2 - rect.y1)))
+            img_idx.append(i)
+            split.append("train" if int(img_train[i]) == 1 else "test")
+    if not joints:
+        raise _fail("mpii", f, "no annotated person (annorect.annopoints.point) found")
+    extra = {"head_size": np.array(head), "is_visible": np.array(occ), "image_index": np.array(img_idx)}
+    return PoseStills(paths, np.array(joints), np.array(vis), "mpii16", np.array(split), MPII_JOINTS, extra)
+
+
+def load_flic(root: str | Path | None = None) -> PoseStills:
+    """FLIC (Sapp & Taskar 2013) from ``examples.mat``: struct array ``examples`` with ``coords`` ``(2, 29)``
+    (NaN where not annotated), ``filepath``, ``istrain``/``istest``, ``torsobox``; images under ``images/``.
+
+    Joints ``(N, 11, 2)``: the 11 annotated points (:data:`FLIC_JOINTS`); ``extra['torsobox']`` ``(N, 4)``.
+    PDJ: ``lib.metrics.pdj(pred, gt, thresholds, fmt=FLIC_JOINTS)``.
+    """
+    folder = _folder("flic", root)
+    f = folder / "examples.mat"
+    if not f.is_file():
+        raise _fail("flic", f, "file not found")
+    try:
+        ex = _items(scipy.io.loadmat(f, struct_as_record=False, squeeze_me=True)["examples"])
+        coords = np.stack([np.asarray(e.coords, np.float64).reshape(2, 29) for e in ex])
+        paths = [folder / "images" / str(e.filepath) for e in ex]
+        split = np.array(["train" if int(e.istrain) else "test" if int(e.istest) else "none" for e in ex])
+        torso = np.stack([np.asarray(e.torsobox, np.float64).reshape(4) for e in ex])
+    except (KeyError, AttributeError, ValueError) as e:
+        raise _fail(
+            "flic", f, f"expected a struct array 'examples' with coords (2, 29), filepath, istrain ({e})"
+        ) from e
+    joints = coords.transpose(0, 2, 1)[:, list(FLIC_COORDS)]
+    visible = np.isfinite(joints).all(-1)
+    return PoseStills(paths, np.nan_to_num(joints).astype(np.float32), visible, "flic11", split, FLIC_JOINTS,
+                      {"torsobox": torso})  # fmt: skip

@@ -117,15 +117,18 @@ def pcp(
     return out
 
 
-def pdj(pred: np.ndarray, gt: np.ndarray, thresholds: Sequence[float], fmt: str = "lsp14") -> np.ndarray:
+def pdj(
+    pred: np.ndarray, gt: np.ndarray, thresholds: Sequence[float], fmt: str | Sequence[str] = "lsp14"
+) -> np.ndarray:
     """Percentage of Detected Joints (%), ``(len(thresholds), J)``.
 
     A joint is detected when its error is below ``threshold`` x the torso diameter, the distance between
     the ground-truth left shoulder and right hip (Toshev & Szegedy 2014 on FLIC; Purushwalkam & Gupta 2016
-    report 0.1-0.4). ``fmt`` names the joint order (any of :data:`lib.skeleton.FORMATS` with both joints).
+    report 0.1-0.4). ``fmt`` names the joint order: a :data:`lib.skeleton.FORMATS` name or the joint names
+    themselves (FLIC: ``lib.datasets.FLIC_JOINTS``); it must include both joints.
     """
     pred, gt = _pair(pred, gt, 2)
-    names = FORMATS.get(fmt)
+    names = FORMATS.get(fmt) if isinstance(fmt, str) else tuple(fmt)
     if names is None or "l_shoulder" not in names or "r_hip" not in names or len(names) != gt.shape[1]:
         raise ValueError(f"fmt {fmt!r} must be a joint format with l_shoulder and r_hip and {gt.shape[1]} joints")
     torso = np.linalg.norm(gt[:, names.index("l_shoulder")] - gt[:, names.index("r_hip")], axis=1)

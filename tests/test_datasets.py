@@ -13,7 +13,9 @@ import pytest
 import scipy.io
 
 from lib.datasets import (
+    FLIC_JOINTS,
     DatasetError,
+    load_flic,
     load_h36m_3d,
     load_h36m_expmap,
     load_jhmdb,
@@ -21,6 +23,7 @@ from lib.datasets import (
     load_jhmdb_split,
     load_lsp,
     load_lspet,
+    load_mpii,
     load_olympic_boxes,
     load_olympic_labels,
     load_penn_action,
@@ -157,6 +160,57 @@ def test_h36m_files(tmp_path):
     np.savez(tmp_path / "pickled.npz", positions_3d=np.array([{"S1": {}}], dtype=object))
     with pytest.raises(DatasetError, match="pickle"):
         load_h36m_3d(tmp_path / "pickled.npz")
+
+
+def struct_array(rows: list[dict]) -> np.ndarray:
+    """A 1 x n MATLAB struct array (numpy structured array of objects) for scipy.io.savemat."""
+    keys = list(rows[0])
+    arr = np.zeros((1, len(rows)), dtype=[(k, object) for k in keys])
+    for i, r in enumerate(rows):
+        for k in keys:
+            arr[0, i][k] = r[k]
+    return arr
+
+
+def test_mpii_release_struct(tmp_path):
+    points = struct_array([
+        {"id": 9, "x": 10.0, "y": 5.0, "is_visible": 1},
+        {"id": 0, "x": 12.0, "y": 90.0, "is_visible": 0},
+    ])  # fmt: skip
+    rect_with = struct_array([{"x1": 0.0, "y1": 0.0, "x2": 30.0, "y2": 40.0, "annopoints": {"point": points}}])
+    rect_without = struct_array([{"x1": 0.0, "y1": 0.0, "x2": 1.0, "y2": 1.0, "annopoints": np.zeros((0, 0))}])
+    annolist = struct_array([
+        {"image": {"name": "a.jpg"}, "annorect": rect_with},
+        {"image": {"name": "b.jpg"}, "annorect": rect_without},
+    ])  # fmt: skip
+    release = {"annolist": annolist, "img_train": np.array([[1, 0]])}
+    scipy.io.savemat(tmp_path / "mpii_human_pose_v1_u12_1.mat", {"RELEASE": release})
+    st = load_mpii(tmp_path)
+    assert st.joints.shape == (1, 16, 2) and st.joint_names[9] == "head_top"
+    assert st.joints[0, 9].tolist() == [10.0, 5.0] and st.visible[0].sum() == 2
+    assert st.extra["is_visible"][0, 0] == False and st.extra["head_size"][0] == pytest.approx(30.0)  # noqa: E712
+    assert st.split.tolist() == ["train"] and st.image_paths[0].name == "a.jpg"
+    scipy.io.savemat(tmp_path / "mpii_human_pose_v1_u12_1.mat", {"OTHER": 1})
+    with pytest.raises(DatasetError, match="RELEASE.*human-pose.mpi-inf"):
+        load_mpii(tmp_path)
+
+
+def test_flic_examples(tmp_path):
+    coords = np.full((2, 29), np.nan)
+    coords[:, 0] = (50.0, 60.0)  # left shoulder
+    coords[:, 9] = (70.0, 120.0)  # right hip
+    ex = struct_array([
+        {"coords": coords, "filepath": "m-001.jpg", "istrain": 1, "istest": 0, "torsobox": [1.0, 2.0, 3.0, 4.0]},
+        {"coords": coords + 1, "filepath": "m-002.jpg", "istrain": 0, "istest": 1, "torsobox": [1.0, 2.0, 3.0, 4.0]},
+    ])  # fmt: skip
+    scipy.io.savemat(tmp_path / "examples.mat", {"examples": ex})
+    st = load_flic(tmp_path)
+    assert st.joints.shape == (2, 11, 2) and st.split.tolist() == ["train", "test"]
+    assert st.visible[0].tolist() == [True] + [False] * 6 + [True] + [False] * 3
+    assert st.joints[1, FLIC_JOINTS.index("r_hip")].tolist() == [71.0, 121.0]
+    from lib.metrics import pdj
+
+    assert pdj(st.joints[:1], st.joints[:1], [0.1], fmt=FLIC_JOINTS).shape == (1, 11)
 
 
 # ---------------------------------------------------------------------------------------------------------
