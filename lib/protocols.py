@@ -107,15 +107,18 @@ def _cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def evaluate_posture(
-    features: np.ndarray | Mapping[str, np.ndarray], benchmark: Sequence[PostureLabels]
+    features: np.ndarray | Mapping[str, np.ndarray],
+    benchmark: Sequence[PostureLabels],
+    flipped_features: np.ndarray | Mapping[str, np.ndarray] | None = None,
 ) -> dict[str, float | dict[str, float]]:
     """Posture-retrieval AUC of ``features`` (cosine similarity) on a benchmark.
 
     ``features``: ``(N, D)`` indexed by the labels' frame ids, or a mapping class -> ``(N_c, D)`` when each
-    class has its own frame list (Olympic Sports). Flipped comparisons use the features as they are
-    (a method that embeds flipped frames passes them in its own features). Returns ``mean_auc`` (the mean
-    over classes of the mean per-anchor AUC, the number CliqueCNN, Sümer et al. and Milbich et al. report),
-    ``auc_of_mean_roc`` (mean over classes of the AUC of the class's mean ROC) and ``per_class``.
+    class has its own frame list (Olympic Sports). ``flipped_features`` (same layout): the features of the
+    horizontally flipped frames, used for the positives and negatives whose flipval is 1; without them
+    every comparison uses the unflipped frame. Returns ``mean_auc`` (the mean over classes of the mean
+    per-anchor AUC, the number CliqueCNN, Sümer et al. and Milbich et al. report), ``auc_of_mean_roc``
+    (mean over classes of the AUC of the class's mean ROC) and ``per_class``.
     """
     per_class, per_class_mean_roc = {}, {}
     for lab in benchmark:
@@ -123,8 +126,18 @@ def evaluate_posture(
         f = np.asarray(f, np.float64)
         if lab.frame_ids().max() >= len(f):
             raise ValueError(f"{lab.category}: frame id {lab.frame_ids().max()} but only {len(f)} feature rows")
+        pos, neg = lab.pos_ids, lab.neg_ids
+        if flipped_features is not None:
+            ff = flipped_features[lab.category] if isinstance(flipped_features, Mapping) else flipped_features
+            ff = np.asarray(ff, np.float64)
+            if ff.shape != f.shape:
+                raise ValueError(f"{lab.category}: flipped features {ff.shape} differ from features {f.shape}")
+            f = np.concatenate([f, ff])  # id + N is the flipped frame
+            n = len(ff)
+            pos = [p + n * (np.asarray(fl) > 0) for p, fl in zip(pos, lab.pos_flipvals, strict=True)]
+            neg = [q + n * (np.asarray(fl) > 0) for q, fl in zip(neg, lab.neg_flipvals, strict=True)]
         sim = _cosine(f[lab.anchors], f)  # (A, N): row k is anchor k
-        res = posture_retrieval_auc(sim, np.arange(len(lab.anchors)), lab.pos_ids, lab.neg_ids)
+        res = posture_retrieval_auc(sim, np.arange(len(lab.anchors)), pos, neg)
         per_class[lab.category] = res["mean_auc"]
         per_class_mean_roc[lab.category] = res["auc_of_mean_roc"]
     return {

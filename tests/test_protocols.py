@@ -76,6 +76,13 @@ def test_evaluate_posture_oracle_perfect_and_reversed():
     assert evaluate_posture(reversed_f, [lab])["mean_auc"] == 0.0
     with pytest.raises(ValueError, match="feature rows"):
         evaluate_posture(f[:2], [lab])
+    # flipvals: positive 2 is compared flipped; its flipped feature points away, so it drops below the negative
+    flip = PostureLabels("x", np.array([0]), [np.array([1, 2])], [np.array([3])], [np.array([0, 1])], [np.zeros(1)])
+    g = np.array([[1.0, 0], [1.0, 0.1], [0.9, 0.2], [0.0, 1.0]])
+    flipped = g.copy()
+    flipped[2] = (-1.0, 0.0)
+    assert evaluate_posture(g, [flip])["mean_auc"] == 1.0  # without flipped features, flips are ignored
+    assert evaluate_posture(g, [flip], flipped_features=flipped)["mean_auc"] == 0.5
 
 
 def test_posture_labels_validate_lengths():
