@@ -80,9 +80,7 @@ def images_to_tensor(images: np.ndarray, device: str | torch.device = "cpu") -> 
 
 
 @torch.no_grad()
-def embed_images(
-    model: VGGS, images: np.ndarray, batch_size: int = 256, layer: str = "embedding"
-) -> np.ndarray:
+def embed_images(model: VGGS, images: np.ndarray, batch_size: int = 256, layer: str = "embedding") -> np.ndarray:
     """Embed uint8 ``(N, H, W, C)`` images with ``model`` in eval mode -> float32 ``(N, D)``.
 
     ``layer``: ``"embedding"`` (the L2-normalised output) or ``"pool5"``. The model's train/eval mode is
