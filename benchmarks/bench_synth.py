@@ -19,7 +19,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from lib import motion  # noqa: E402
-from lib.runtime import find_data_root  # noqa: E402
 from lib.synth import GENERATOR_VERSION, generate_world, load_world, save_world, world_config  # noqa: E402
 
 SMOKE_TARGET_S = 30.0
@@ -27,12 +26,8 @@ SMOKE_TARGET_S = 30.0
 
 def build(profile: str, seed: int, **overrides):
     config = world_config(profile, **overrides)
-    try:
-        root = find_data_root()
-    except FileNotFoundError:
-        root = None
     t0 = time.perf_counter()
-    clips = motion.motion_library(profile=config["profile"], seed=seed, data_root=root)
+    clips = motion.motion_library(config["profile"], seed, h36m=config["h36m_walking"])
     t1 = time.perf_counter()
     key = {"generator_version": GENERATOR_VERSION, "seed": seed, **config}
     world = generate_world(clips, key, seed, motion.retarget)

@@ -467,6 +467,11 @@ def _restart(joints: np.ndarray) -> np.ndarray:
 def h36m_walking_clips(data_root: str | Path) -> list[tuple[str, np.ndarray, float]]:
     """Human3.6M walking (S1, S5, S11) from ``<data_root>/h36m_expmap/dataset``: (name, joints, fps=50)."""
     root = Path(data_root) / "h36m_expmap" / "dataset"
+    if not any(root.glob("S*/walking_*.txt")):
+        raise FileNotFoundError(
+            f"no Human3.6M walking files {root}/S*/walking_*.txt; expected the exp-map motion files of Martinez "
+            "et al. 2017 (Human3.6M: http://vision.imar.ro/human3.6m/)"
+        )
     out = []
     for path in sorted(root.glob("S*/walking_*.txt")):
         joints, feet = expmap_joints(load_expmap(path, H36M_EXPMAP), H36M_EXPMAP)
@@ -481,11 +486,14 @@ def motion_library(
     data_root: str | Path | None = None,
     fps: float | None = None,
     subset_path: str | Path = CMU_SUBSET_PATH,
+    h36m: bool = False,
 ) -> list[MotionClip]:
     """Real and procedural clips for the synthetic world, deterministic in ``seed``.
 
     Real: the committed CMU subset (BVH walking; exp-map walking, running, jumping, soccer, basketball),
-    plus Human3.6M walking when ``data_root`` (or ``find_data_root``) holds ``h36m_expmap``. Smoke: three
+    plus, with ``h36m=True``, Human3.6M walking from ``<data_root>/h36m_expmap`` (``data_root`` default:
+    :func:`lib.runtime.find_data_root`; an error if it is not there). It is opt-in so that the library, and the
+    world made from it, is the same for every user whatever datasets they keep. Smoke: three
     clips per (source, activity), one random 3 s window each, mirrored with probability 1/2; full: every
     clip cut into consecutive 10 s windows, each taken as is and mirrored. Every window is put on the
     standard body (:data:`REST_BONE_LENGTHS`, 1.66 m, the procedural clips' body) so that body shape says
@@ -503,14 +511,8 @@ def motion_library(
     per_real = prof.pick(smoke=3, full=None)  # clips per (source, activity); None = all
     n_proc = prof.pick(smoke=4, full=40)
     real = load_cmu_subset(subset_path)
-    try:
-        root = find_data_root(data_root)
-    except FileNotFoundError:
-        if data_root is not None:
-            raise
-        root = None  # $DATA_ROOT names a missing folder: the committed subset alone
-    if root is not None and (Path(root) / "h36m_expmap" / "dataset").is_dir():
-        real += [(n, "walking", "h36m_expmap", j, f) for n, j, f in h36m_walking_clips(root)]
+    if h36m:
+        real += [(n, "walking", "h36m_expmap", j, f) for n, j, f in h36m_walking_clips(find_data_root(data_root))]
     groups: dict[tuple[str, str], list] = {}
     for item in real:
         groups.setdefault((item[2], item[1]), []).append(item)

@@ -77,6 +77,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "split_fractions": (0.6, 0.2, 0.2),  # train, val, test share of the subjects
         "moving_camera_share": 0.3,  # share of sequences with a tracking, panning camera
         "activities": None,  # None = all activities of the motion library, else a tuple of names
+        "h36m_walking": False,  # add Human3.6M walking from <data_root>/h36m_expmap (never committed)
         "clutter": 6,  # decals on the ground
         "noise": 0.0,  # std of Gaussian pixel noise, in grey levels
         "person_height": (0.45, 0.8),  # range of the person's height as a share of the image height
@@ -91,6 +92,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "split_fractions": (0.6, 0.2, 0.2),
         "moving_camera_share": 0.3,
         "activities": None,
+        "h36m_walking": False,
         "clutter": 10,
         "noise": 0.0,
         "person_height": (0.45, 0.8),
@@ -359,18 +361,14 @@ def make_world(
     Args:
         profile: 'smoke' (64 px, about 3k frames), 'full' (128 px, tens of thousands) or 'auto'.
         seed: drives everything; the same seed gives byte-identical arrays.
-        data_root: where the real mocap lives (default :func:`lib.runtime.find_data_root`); without it the
-            motion library falls back to the mocap committed under ``data/mocap``.
+        data_root: where the Human3.6M walking files live, read only with ``h36m_walking=True`` (default
+            :func:`lib.runtime.find_data_root`). Otherwise the world is made from the mocap committed under
+            ``data/mocap`` and procedural motion alone, so it is the same for every user.
         cache: read and write the cache file (a stale or corrupt one is regenerated with a warning).
         overrides: any of the names in ``DEFAULTS`` (e.g. ``image_size=96``).
     """
     config = world_config(profile, **overrides)
-    try:
-        root = str(find_data_root(data_root))
-    except FileNotFoundError:
-        if data_root is not None:
-            raise
-        root = None
+    root = str(find_data_root(data_root)) if config["h36m_walking"] else None
     from lib import motion
 
     key = {
@@ -387,7 +385,7 @@ def make_world(
             return load_world(path, key)
         except Exception as e:  # noqa: BLE001 -- any unreadable or mismatched file is regenerated
             warnings.warn(f"regenerating the synthetic world: cache file {path} is unusable ({e})", stacklevel=2)
-    clips = motion.motion_library(profile=config["profile"], seed=seed, data_root=root)
+    clips = motion.motion_library(config["profile"], seed, data_root=root, h36m=config["h36m_walking"])
     world = generate_world(clips, key, seed, motion.retarget)
     if cache:
         save_world(world, path)

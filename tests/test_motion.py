@@ -154,13 +154,17 @@ def test_motion_library_smoke_from_the_committed_data(tmp_path):
     with pytest.raises(ValueError, match="fps must be"):
         motion_library("smoke", fps=0.0, data_root=tmp_path)
     with pytest.raises(FileNotFoundError, match="not a directory"):
-        motion_library("smoke", data_root=tmp_path / "missing")
+        motion_library("smoke", data_root=tmp_path / "missing", h36m=True)
+    with pytest.raises(FileNotFoundError, match="no Human3.6M walking files"):
+        motion_library("smoke", data_root=tmp_path, h36m=True)
     with pytest.raises(ValueError, match="source must be one of"):
         MotionClip("x", "walking", np.zeros((3, 17, 3), np.float32), 25.0, "youtube")
 
 
 @pytest.mark.real_data
 def test_motion_library_adds_h36m_walking(real_data_root):
-    clips = motion_library("smoke", seed=0, data_root=real_data_root)
+    clips = motion_library("smoke", seed=0, data_root=real_data_root, h36m=True)
     h36m = [c for c in clips if c.source == "h36m_expmap"]
     assert h36m and all(c.activity == "walking" for c in h36m)
+    default = motion_library("smoke", seed=0, data_root=real_data_root)  # opt-in: same library for everyone
+    assert not [c for c in default if c.source == "h36m_expmap"]

@@ -219,7 +219,7 @@ def cached(monkeypatch, tmp_path):
     """make_world on the stand-in clips with the cache in a temporary folder; counts generations."""
     calls = []
 
-    def library(profile="smoke", seed=0, data_root=None, fps=None):
+    def library(profile="smoke", seed=0, data_root=None, fps=None, h36m=False):
         calls.append(seed)
         return stand_in_clips()
 
