@@ -21,6 +21,7 @@ import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import cv2
 import h5py
 import numpy as np
 import scipy.io
@@ -28,6 +29,7 @@ import scipy.io
 from lib.protocols import PostureLabels
 from lib.runtime import find_data_root
 from lib.skeleton import FORMATS
+from lib.synth import crop_coordinates, square_crop
 
 DOWNLOAD = {
     "penn_action": "http://dreamdragon.github.io/PennAction/ (Penn_Action.tar.gz)",
@@ -281,6 +283,24 @@ def load_lsp(root: str | Path | None = None) -> PoseStills:
     st = _load_lsp_like("lsp", root, "3jn", 4)
     st.split = np.where(np.arange(len(st.joints)) < len(st.joints) // 2, "train", "test")
     return st
+
+
+def crop_stills(stills: PoseStills, size: int, margin: float = 1.2) -> tuple[np.ndarray, np.ndarray]:
+    """Person-centred square crops of every still: the window around its visible joints (all joints when
+    fewer than two are visible), ``margin`` x its longer side, resized to ``size`` px -- the same crops as
+    ``World.person_crops``. Returns crops ``(N, size, size, 3)`` uint8 RGB and joints in crop pixels
+    ``(N, J, 2)`` float32."""
+    windows = np.empty((len(stills.joints), 3))
+    crops = np.empty((len(stills.joints), size, size, 3), np.uint8)
+    for k, (xy, vis, path) in enumerate(zip(stills.joints, stills.visible, stills.image_paths, strict=True)):
+        pts = xy[vis] if vis.sum() >= 2 else xy
+        lo, hi = pts.min(0), pts.max(0)
+        windows[k] = [*(lo + hi) / 2, max(float((hi - lo).max()) * margin, 8.0)]
+        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if image is None:
+            raise DatasetError(f"cannot read image {path}; expected a JPEG/PNG file")
+        crops[k] = square_crop(cv2.cvtColor(image, cv2.COLOR_BGR2RGB), windows[k], size)
+    return crops, crop_coordinates(stills.joints, windows, size)
 
 
 def load_lspet(root: str | Path | None = None) -> PoseStills:

@@ -194,23 +194,8 @@ class World:
         """
         idx = np.arange(len(self.frames)) if indices is None else np.asarray(indices)
         win = self.crop_boxes(idx, margin)
-        scale = size / win[:, 2]
-        x0 = win[:, 0] - win[:, 2] / 2
-        y0 = win[:, 1] - win[:, 2] / 2
-        crops = np.empty((len(idx), size, size, 3), np.uint8)
-        for k, i in enumerate(idx):
-            # continuous coords (pixel centres at +0.5): u' = (u - x0) * s; cv2 indexes centres at integers
-            M = np.array(
-                [
-                    [scale[k], 0, (0.5 - x0[k]) * scale[k] - 0.5],
-                    [0, scale[k], (0.5 - y0[k]) * scale[k] - 0.5],
-                ]
-            )
-            crops[k] = cv2.warpAffine(
-                self.frames[i], M, (size, size), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REPLICATE
-            )
-        joints = (self.joints2d[idx] - np.stack([x0, y0], -1)[:, None]) * scale[:, None, None]
-        return crops, joints.astype(np.float32)
+        crops = np.stack([square_crop(self.frames[i], w, size) for i, w in zip(idx, win, strict=True)])
+        return crops, crop_coordinates(self.joints2d[idx], win, size)
 
     def pose_sequences(
         self, dim: int = 2, fmt: str = "canonical", sequences: np.ndarray | None = None
@@ -322,6 +307,27 @@ class Stills:
 
 # ---------------------------------------------------------------------------------------------------------
 # building a world
+
+
+def square_crop(image: np.ndarray, window: np.ndarray, size: int) -> np.ndarray:
+    """The square ``window`` ``(cx, cy, side)`` (pixels) of ``image`` ``(H, W, 3)`` resized to ``(size, size, 3)``.
+
+    Pixel centres sit at ``+0.5`` (pixel ``(i, j)`` covers ``[j, j+1) x [i, i+1)``); outside the image the
+    border pixels are repeated.
+    """
+    cx, cy, side = (float(v) for v in window)
+    s, x0, y0 = size / side, cx - side / 2, cy - side / 2
+    # continuous coords: u' = (u - x0) * s; cv2 indexes pixel centres at integers
+    M = np.array([[s, 0, (0.5 - x0) * s - 0.5], [0, s, (0.5 - y0) * s - 0.5]])
+    return cv2.warpAffine(image, M, (size, size), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REPLICATE)
+
+
+def crop_coordinates(points: np.ndarray, windows: np.ndarray, size: int) -> np.ndarray:
+    """Image points ``(n, J, 2)`` -> the pixel coordinates of :func:`square_crop` ``(n, J, 2)`` float32."""
+    windows = np.asarray(windows, np.float64)
+    scale = size / windows[:, 2]
+    origin = windows[:, :2] - windows[:, 2:3] / 2
+    return ((points - origin[:, None]) * scale[:, None, None]).astype(np.float32)
 
 
 def world_config(profile: str = "smoke", **overrides: Any) -> dict[str, Any]:
