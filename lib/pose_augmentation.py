@@ -4,10 +4,9 @@ A 3D clip (canonical 17 joints, mm, world y up, as :mod:`lib.mocap` returns them
 pinhole camera placed at a random azimuth, elevation and distance, looking at the clip's mean pelvis
 position; the projected 2D joints are then put in the target dataset's joint order (``penn13``,
 ``jhmdb15``, ...) with :func:`lib.skeleton.to_format`. Every keypoint is "visible": the pose normalisation
-(:func:`lib.skip_pose.normalize_sequence`) removes the camera's image scale and offset anyway.
+(:func:`lib.skip_pose.normalize_sequence`) removes the camera's image scale and offset anyway. The camera
+model is the synthetic world's (:mod:`lib.render`: ``look_at``, ``orbit_eye``, ``world_to_camera``, ``project``).
 
-- :func:`look_at` -- world-to-camera rotation and translation of a camera at ``eye`` looking at ``target``.
-- :func:`project` -- pinhole projection to pixels.
 - :func:`random_cameras` -- cameras on a sphere around a target.
 - :func:`project_clips` -- 3D clips -> list of 2D sequences in a dataset's joint order.
 """
@@ -18,38 +17,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from lib.render import intrinsics, look_at, orbit_eye, project, world_to_camera
 from lib.skeleton import INDEX, to_format
-
-WORLD_UP = np.array([0.0, 1.0, 0.0])
-
-
-def look_at(eye: np.ndarray, target: np.ndarray, up: np.ndarray = WORLD_UP) -> tuple[np.ndarray, np.ndarray]:
-    """Extrinsics ``(R (3, 3), t (3,))`` of a camera at ``eye`` looking at ``target`` (world, mm).
-
-    Camera axes: x right, y down (image rows), z forward, so ``p_cam = R @ p + t``; the world ``up``
-    direction maps to image up (negative y). ``eye - target`` must not be parallel to ``up``.
-    """
-    eye, target = np.asarray(eye, np.float64), np.asarray(target, np.float64)
-    forward = target - eye
-    right = np.cross(forward, up)
-    if np.linalg.norm(forward) == 0 or np.linalg.norm(right) < 1e-9 * np.linalg.norm(forward):
-        raise ValueError(f"camera at {eye} looking at {target}: the view direction is zero or parallel to up")
-    forward /= np.linalg.norm(forward)
-    right /= np.linalg.norm(right)
-    down = np.cross(forward, right)
-    rot = np.stack([right, down, forward])
-    return rot, -rot @ eye
-
-
-def project(points: np.ndarray, rot: np.ndarray, t: np.ndarray, focal: float, centre=(0.0, 0.0)) -> np.ndarray:
-    """Pinhole projection of world points ``(..., 3)`` (mm) to pixels ``(..., 2)``: ``f (x, y) / z + c``.
-
-    Points must lie in front of the camera (camera ``z > 0``).
-    """
-    cam = np.asarray(points, np.float64) @ np.asarray(rot).T + np.asarray(t)
-    if (cam[..., 2] <= 0).any():
-        raise ValueError("some points are behind the camera (z <= 0); move the camera further away")
-    return focal * cam[..., :2] / cam[..., 2:3] + np.asarray(centre, np.float64)
 
 
 def random_cameras(
@@ -64,8 +33,7 @@ def random_cameras(
     az = rng.uniform(0, 2 * np.pi, n)
     el = np.deg2rad(rng.uniform(*elevation_deg, n))
     dist = rng.uniform(*distance_mm, n)
-    offsets = dist[:, None] * np.stack([np.cos(el) * np.sin(az), np.sin(el), np.cos(el) * np.cos(az)], axis=1)
-    cams = [look_at(np.asarray(target) + o, target) for o in offsets]
+    cams = [look_at(orbit_eye(target, a, e, d), target) for a, e, d in zip(az, el, dist, strict=True)]
     return np.stack([c[0] for c in cams]), np.stack([c[1] for c in cams])
 
 
@@ -85,6 +53,7 @@ def project_clips(
     Cameras aim at the clip's mean pelvis position; ``distance_mm`` is measured from the sphere around that
     point holding every joint of the clip, so a walk across the room never passes behind the camera.
     """
+    K = intrinsics(focal, 0, 0)  # principal point at the origin: the normalisation removes it anyway
     out = []
     for k, clip in enumerate(clips):
         clip = np.asarray(clip, np.float64)
@@ -95,5 +64,5 @@ def project_clips(
         dist = (distance_mm[0] + radius, distance_mm[1] + radius)
         rots, ts = random_cameras(views_per_clip, target, rng, distance_mm=dist, elevation_deg=elevation_deg)
         for rot, t in zip(rots, ts, strict=True):
-            out.append(to_format(project(clip, rot, t, focal), fmt).astype(np.float32))
+            out.append(to_format(project(world_to_camera(clip, rot, t), K), fmt).astype(np.float32))
     return out
