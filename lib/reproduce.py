@@ -142,18 +142,18 @@ def write_summary(results: list[RunResult], all_notebooks: list[Path], reports_d
         r = status.get(p.stem)
         s = "not run" if r is None else ("ok" if r.ok else f"**FAILED**: {_cell(r.message)}")
         lines.append(f"| {p.stem} | {s} |")
-    lines += ["", "## Claims", "", "| notebook | claim | paper | ours | holds? |", "|---|---|---|---|---|"]
+    lines += ["", "## Claims", "", "| notebook | dataset | claim | paper | ours | holds? |", "|---" * 6 + "|"]
     for p in all_notebooks:
         r = status.get(p.stem)
         if r is not None and not r.ok:
-            lines.append(f"| {p.stem} | FAILED in this run, no claims | | | |")
+            lines.append(f"| {p.stem} | | FAILED in this run, no claims | | | |")
             continue
         rows = load_claims(reports_dir, p.stem)
         if isinstance(rows, str):
             continue
         for row in rows:
             holds = {True: "yes", False: "no", None: "n/a"}.get(row.get("holds"), _cell(row.get("holds")))
-            cells = [_cell(row.get(k, "")) for k in ("claim", "paper", "ours")]
+            cells = [_cell(row.get(k, "")) for k in ("dataset", "claim", "paper", "ours")]
             lines.append(f"| {p.stem} | {' | '.join(cells)} | {holds} |")
     path = reports_dir / "summary.md"
     atomic_write_text(path, "\n".join(lines) + "\n")
