@@ -1,4 +1,4 @@
-"""Speed of the batched DTW (``lib.dtw.dtw_scores``) on a Penn Action-sized test x train evaluation.
+"""Speed of the batched DTW (``lib.evaluation.dtw.dtw_scores``) on a Penn Action-sized test x train evaluation.
 
 Penn Action's official split has 1068 test and 1258 train clips. The clip lengths are read from
 ``$DATA_ROOT/penn_action/labels/*.mat`` when present, else drawn (lengths 18-663, mean about 70, like
@@ -22,7 +22,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from lib.dtw import dtw_scores, dtw_similarity  # noqa: E402
+from lib.evaluation.dtw import dtw_scores, dtw_similarity  # noqa: E402
 from lib.runtime import find_data_root  # noqa: E402
 
 N_TEST, N_TRAIN = 1068, 1258
@@ -48,7 +48,7 @@ def main() -> None:
     ap.add_argument("--fraction", type=float, default=1.0, help="share of the 1068 queries to time")
     ap.add_argument("--dim", type=int, default=64)
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--frames-per-chunk", type=int, default=4096, help="see lib.dtw.dtw_scores")
+    ap.add_argument("--frames-per-chunk", type=int, default=4096, help="see lib.evaluation.dtw.dtw_scores")
     args = ap.parse_args()
     if not 0 < args.fraction <= 1:
         raise SystemExit(f"--fraction must be in (0, 1], got {args.fraction}")

@@ -15,7 +15,8 @@ import time
 import numpy as np
 import torch
 
-from lib.matching import match_sequences_dp, match_sequences_ilp, matching_energy, squared_distances
+from lib.evaluation.metrics import squared_distances
+from lib.methods.matching import match_sequences_dp, match_sequences_ilp, matching_energy
 
 COSTS = dict(lam1=0.5, lam2=0.2, lam3=0.05, outlier_cost=1.0)
 

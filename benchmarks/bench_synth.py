@@ -1,4 +1,4 @@
-"""Speed of building the synthetic world (``lib.synth``), without the cache.
+"""Speed of building the synthetic world (``lib.world.synth``), without the cache.
 
 Prints, for the smoke world and a larger one (the full profile's 128 px frames and 64-frame sequences,
 fewer sequences unless ``--full``): frames, the time of the motion library, the rendering time, frames
@@ -18,8 +18,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from lib import motion  # noqa: E402
-from lib.synth import GENERATOR_VERSION, generate_world, load_world, save_world, world_config  # noqa: E402
+from lib.world import motion  # noqa: E402
+from lib.world.synth import GENERATOR_VERSION, generate_world, load_world, save_world, world_config  # noqa: E402
 
 SMOKE_TARGET_S = 30.0
 

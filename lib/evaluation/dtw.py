@@ -1,0 +1,171 @@
+"""Dynamic time warping on similarity maps (Skip-Pose Vectors, Shirakawa & Kozakaya 2019, Sec. 3.2).
+
+A query sequence of ``Tq`` per-frame features and a dictionary sequence of ``Td`` features give a
+similarity map ``S`` of shape ``(Tq, Td)`` (cosine similarities, Eq. 6). DTW finds the monotone path from
+``(0, 0)`` to ``(Tq - 1, Td - 1)`` with steps ``(1, 0)``, ``(0, 1)``, ``(1, 1)`` that *maximises* the summed
+similarity; the score of the pair is that sum (Eq. 7). The recurrence is
+
+    D[i, j] = S[i, j] + max(D[i - 1, j], D[i, j - 1], D[i - 1, j - 1]),    score = D[Tq - 1, Td - 1].
+
+- :func:`dtw_similarity` -- the reference: one map, score and path (numpy).
+- :func:`dtw_scores` -- all query x dictionary scores at once, batched with torch (CPU or GPU): an
+  anti-diagonal wavefront over many padded maps (``benchmarks/bench_dtw.py`` times it).
+
+Action recognition from the scores (1-NN accuracy, per-class average precision) is in :mod:`lib.evaluation.metrics`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+
+def dtw_similarity(sim: np.ndarray) -> tuple[float, np.ndarray]:
+    """Best monotone alignment of a ``(Tq, Td)`` similarity map.
+
+    Returns ``(score, path)``: ``score`` the maximal sum of ``sim`` along a path from ``(0, 0)`` to
+    ``(Tq - 1, Td - 1)`` with steps ``(1, 0)``, ``(0, 1)``, ``(1, 1)``; ``path`` the ``(L, 2)`` int array of
+    the ``(i, j)`` cells on it, in order. Ties prefer the diagonal step, then ``(1, 0)``.
+    """
+    sim = np.asarray(sim, dtype=np.float64)
+    if sim.ndim != 2 or min(sim.shape) < 1:
+        raise ValueError(f"expected a non-empty (Tq, Td) similarity map, got shape {sim.shape}")
+    if not np.isfinite(sim).all():
+        raise ValueError("the similarity map contains NaN or inf")
+    tq, td = sim.shape
+    acc = np.full((tq + 1, td + 1), -np.inf)
+    acc[0, 0] = 0.0
+    for i in range(tq):
+        for j in range(td):
+            acc[i + 1, j + 1] = sim[i, j] + max(acc[i, j], acc[i, j + 1], acc[i + 1, j])
+    acc[0, 0] = -np.inf  # only (0, 0) may start the path; keep the backtrack inside the map
+    path = [(tq - 1, td - 1)]
+    i, j = tq, td
+    while (i, j) != (1, 1):
+        steps = ((i - 1, j - 1), (i - 1, j), (i, j - 1))  # diagonal first on ties
+        i, j = max(steps, key=lambda ij: acc[ij])
+        path.append((i - 1, j - 1))
+    return float(acc[tq, td]), np.array(path[::-1], dtype=np.int64)
+
+
+def _dtw_wavefront(a: torch.Tensor, b: torch.Tensor, len_a: np.ndarray, len_b: np.ndarray) -> torch.Tensor:
+    """DTW scores ``(na, nb)`` of all pairs of padded sequences ``a`` ``(na, ta, f)`` and ``b`` ``(nb, tb, f)``.
+
+    The map of a pair is ``S[i, j] = <a_i, b_j>``; ``len_a``, ``len_b`` are the true lengths. The anti-
+    diagonal ``k`` (cells ``(i, k - i)``) of all ``na x nb`` maps is computed at once: with ``b`` reversed in
+    time its cells are a batch (over ``i``) of ``(na, f) @ (f, nb)`` products, and the recurrence needs only
+    diagonals ``k - 1`` and ``k - 2``, so each step is one ``bmm`` and three elementwise ops; no map is ever
+    stored whole. Padding lies below and to the right of each true map and never reaches the cell
+    ``(len_a - 1, len_b - 1)`` that is read out.
+    """
+    (na, ta, _), (nb, tb, _) = a.shape, b.shape
+    dev, dt = a.device, a.dtype
+    n_pairs = na * nb
+    neg = torch.finfo(dt).min / 4
+    rows = np.repeat(len_a, nb)  # true sizes of pair p = ia * nb + ib
+    cols = np.tile(len_b, na)
+    finishing = [[] for _ in range(ta + tb - 1)]  # pairs whose last cell lies on diagonal k
+    for p, (r, c) in enumerate(zip(rows.tolist(), cols.tolist(), strict=True)):
+        finishing[r + c - 2].append(p)
+    a_t = a.transpose(0, 1).contiguous()  # (ta, na, f)
+    b_rev = b.flip(1).permute(1, 2, 0).contiguous()  # (tb, f, nb), time reversed: b_rev[m] = b[:, tb - 1 - m]
+    # position p of a buffer holds row i = p - 1 of a diagonal; position 0 is the boundary (row -1)
+    prev2, prev1, cur = (torch.full((ta + 1, n_pairs), neg, dtype=dt, device=dev) for _ in range(3))
+    prev2[0] = 0.0  # virtual D[-1, -1] = 0 so the path starts at (0, 0)
+    sim = torch.empty(ta, na, nb, dtype=dt, device=dev)
+    out = torch.empty(n_pairs, dtype=dt, device=dev)
+    for k in range(ta + tb - 1):
+        lo, hi = max(0, k - tb + 1), min(k, ta - 1)  # rows of the cells of diagonal k inside the map
+        n = hi - lo + 1
+        s = sim[:n]
+        m0 = tb - 1 - k + lo  # cell (i, k - i) pairs a[:, i] with b_rev[tb - 1 - k + i]
+        torch.bmm(a_t[lo : hi + 1], b_rev[m0 : m0 + n], out=s)
+        s = s.view(n, n_pairs)
+        best = torch.maximum(prev2[lo : hi + 1], prev1[lo : hi + 1])  # from (i-1, j-1) and (i-1, j)
+        torch.maximum(best, prev1[lo + 1 : hi + 2], out=best)  # from (i, j-1)
+        torch.add(best, s, out=cur[lo + 1 : hi + 2])
+        cur[0] = neg
+        if hi + 2 <= ta:
+            cur[hi + 2] = neg  # row hi + 1 is not on diagonal k (stale value of an older diagonal)
+        if finishing[k]:
+            idx = torch.as_tensor(finishing[k], device=dev)
+            out[idx] = cur[torch.as_tensor(rows[finishing[k]], device=dev), idx]
+        prev2, prev1, cur = prev1, cur, prev2
+    return out.view(na, nb)
+
+
+def _as_tensors(seqs: Sequence[np.ndarray | torch.Tensor], name: str, device: torch.device) -> list:
+    out = []
+    for k, x in enumerate(seqs):
+        t = torch.as_tensor(x, device=device, dtype=torch.float32)
+        if t.ndim != 2 or t.shape[0] < 1:
+            raise ValueError(f"{name}[{k}] must be a non-empty (T, d) feature array, got shape {tuple(t.shape)}")
+        out.append(t)
+    if not out:
+        raise ValueError(f"{name} is empty; expected a list of (T, d) feature arrays")
+    if len({t.shape[1] for t in out}) != 1:
+        raise ValueError(f"{name} mixes feature sizes {sorted({t.shape[1] for t in out})}")
+    return out
+
+
+def _chunks(lengths: np.ndarray, frames_per_chunk: int) -> list[np.ndarray]:
+    """Indices sorted by length, cut into chunks whose ``count * max length`` stays near the budget."""
+    order = np.argsort(lengths, kind="stable")
+    chunks, start = [], 0
+    while start < len(order):
+        stop = start + 1
+        while stop < len(order) and (stop + 1 - start) * lengths[order[stop]] <= frames_per_chunk:
+            stop += 1
+        chunks.append(order[start:stop])
+        start = stop
+    return chunks
+
+
+def dtw_scores(
+    query_feats: Sequence[np.ndarray | torch.Tensor],
+    dict_feats: Sequence[np.ndarray | torch.Tensor],
+    cosine: bool = True,
+    device: str | torch.device | None = None,
+    frames_per_chunk: int = 4096,
+) -> np.ndarray:
+    """DTW scores of every query against every dictionary sequence: ``(n_q, n_d)`` float64.
+
+    ``query_feats[i]`` is ``(Tq_i, d)``, ``dict_feats[j]`` is ``(Td_j, d)`` (numpy or torch). The map of a pair
+    is the cosine similarity of their frames (dot product if ``cosine`` is False); each score equals
+    ``dtw_similarity(map)[0]``. Sequences are sorted by length and grouped so that padding stays small; each
+    group pair is one batched anti-diagonal wavefront (see :func:`_dtw_wavefront`) in float32 on ``device``
+    (default: where the first query lives). ``frames_per_chunk`` bounds a group's ``count x max length``,
+    so a group pair's map holds at most ``frames_per_chunk ** 2`` floats.
+    """
+    if frames_per_chunk < 1:
+        raise ValueError(f"frames_per_chunk must be >= 1, got {frames_per_chunk}")
+    if device is None:
+        first = query_feats[0] if len(query_feats) else None
+        device = first.device if isinstance(first, torch.Tensor) else torch.device("cpu")
+    device = torch.device(device)
+    q = _as_tensors(query_feats, "query_feats", device)
+    d = _as_tensors(dict_feats, "dict_feats", device)
+    if q[0].shape[1] != d[0].shape[1]:
+        raise ValueError(f"query features are {q[0].shape[1]}-d but dictionary features {d[0].shape[1]}-d")
+    if cosine:
+        q = [torch.nn.functional.normalize(t, dim=1) for t in q]
+        d = [torch.nn.functional.normalize(t, dim=1) for t in d]
+    q_len = np.array([len(t) for t in q])
+    d_len = np.array([len(t) for t in d])
+    scores = np.empty((len(q), len(d)), dtype=np.float64)
+    with torch.no_grad():
+        for qc in _chunks(q_len, frames_per_chunk):
+            tq = int(q_len[qc].max())
+            qpad = torch.nn.utils.rnn.pad_sequence([q[k] for k in qc], batch_first=True)  # (nq, tq, f)
+            for dc in _chunks(d_len, frames_per_chunk):
+                td = int(d_len[dc].max())
+                dpad = torch.nn.utils.rnn.pad_sequence([d[k] for k in dc], batch_first=True)  # (nd, td, f)
+                # diagonals run over the shorter padded axis: DTW of a map equals DTW of its transpose
+                if tq <= td:
+                    out = _dtw_wavefront(qpad, dpad, q_len[qc], d_len[dc])
+                else:
+                    out = _dtw_wavefront(dpad, qpad, d_len[dc], q_len[qc]).T
+                scores[np.ix_(qc, dc)] = out.reshape(len(qc), len(dc)).double().cpu().numpy()
+    return scores

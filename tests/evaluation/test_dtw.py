@@ -1,0 +1,75 @@
+"""DTW: reference against brute force over all monotone paths; batched against the reference."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from lib.evaluation.dtw import dtw_scores, dtw_similarity
+
+
+def all_paths(tq: int, td: int):
+    """Every monotone path from (0, 0) to (tq - 1, td - 1) with steps (1, 0), (0, 1), (1, 1)."""
+    if (tq, td) == (1, 1):
+        yield [(0, 0)]
+        return
+    for di, dj in ((1, 0), (0, 1), (1, 1)):
+        if tq - di >= 1 and td - dj >= 1:
+            for p in all_paths(tq - di, td - dj):
+                yield p + [(tq - 1, td - 1)]
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (1, 4), (4, 1), (3, 3), (4, 5), (5, 3)])
+def test_reference_matches_brute_force(shape):
+    rng = np.random.default_rng(sum(shape))
+    for _ in range(5):
+        sim = rng.normal(size=shape)
+        best = max(sum(sim[i, j] for i, j in p) for p in all_paths(*shape))
+        score, path = dtw_similarity(sim)
+        assert score == pytest.approx(best)
+        assert tuple(path[0]) == (0, 0) and tuple(path[-1]) == (shape[0] - 1, shape[1] - 1)
+        steps = np.diff(path, axis=0)
+        assert {tuple(s) for s in steps} <= {(1, 0), (0, 1), (1, 1)}
+        assert sim[path[:, 0], path[:, 1]].sum() == pytest.approx(score)
+
+
+def test_reference_follows_the_bright_diagonal():
+    sim = -np.ones((4, 4))
+    np.fill_diagonal(sim, 1.0)
+    score, path = dtw_similarity(sim)
+    assert score == 4.0
+    assert path.tolist() == [[0, 0], [1, 1], [2, 2], [3, 3]]
+
+
+def test_reference_rejects_bad_maps():
+    with pytest.raises(ValueError, match="non-empty"):
+        dtw_similarity(np.zeros((0, 3)))
+    with pytest.raises(ValueError, match="NaN"):
+        dtw_similarity(np.array([[np.nan]]))
+
+
+def cosine_map(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    a = a / np.linalg.norm(a, axis=1, keepdims=True)
+    b = b / np.linalg.norm(b, axis=1, keepdims=True)
+    return a @ b.T
+
+
+@pytest.mark.parametrize("frames_per_chunk", [1, 16, 4096])
+def test_batched_equals_reference(frames_per_chunk):
+    rng = np.random.default_rng(frames_per_chunk)
+    queries = [rng.normal(size=(rng.integers(1, 15), 6)) for _ in range(7)]
+    dictionary = [rng.normal(size=(rng.integers(1, 15), 6)) for _ in range(9)]
+    got = dtw_scores(queries, dictionary, frames_per_chunk=frames_per_chunk)
+    want = np.array([[dtw_similarity(cosine_map(q, d))[0] for d in dictionary] for q in queries])
+    np.testing.assert_allclose(got, want, atol=1e-4)
+    dot = dtw_scores([torch.as_tensor(q) for q in queries], dictionary, cosine=False)
+    want_dot = np.array([[dtw_similarity(q @ d.T)[0] for d in dictionary] for q in queries])
+    np.testing.assert_allclose(dot, want_dot, rtol=1e-4, atol=1e-4)
+
+
+def test_batched_rejects_bad_input():
+    with pytest.raises(ValueError, match="feature"):
+        dtw_scores([np.zeros((3, 4))], [np.zeros((3, 5))])
+    with pytest.raises(ValueError, match="non-empty"):
+        dtw_scores([np.zeros((0, 4))], [np.zeros((3, 4))])

@@ -1,0 +1,40 @@
+import numpy as np
+import pytest
+import torch
+
+from lib.methods.shuffle_learn import ShuffleLearnConfig, sample_order_tuples, train_shuffle_learn
+from lib.training import sequence_groups
+
+
+def test_order_tuples_are_ordered_exactly_when_labelled_positive():
+    groups = sequence_groups(np.repeat([0, 1, 2], [30, 9, 12]))
+    rng = np.random.default_rng(0)
+    tuples, labels = sample_order_tuples(groups, 400, rng, min_gap=2, max_gap=6)
+    assert tuples.shape == (400, 3) and labels.mean() == 0.5
+    seq_of = np.repeat([0, 1, 2], [30, 9, 12])
+    assert (seq_of[tuples] == seq_of[tuples[:, :1]]).all()  # one sequence per tuple
+    d = np.diff(tuples, axis=1)
+    monotone = ((d > 0).all(1)) | ((d < 0).all(1))
+    np.testing.assert_array_equal(monotone, labels == 1)
+    assert (np.abs(d[labels == 1]) >= 2).all() and (np.abs(d[labels == 1]) <= 6).all()
+
+
+def test_order_tuples_reject_short_sequences():
+    with pytest.raises(ValueError, match="9 frames"):
+        sample_order_tuples(sequence_groups(np.zeros(8, int)), 4, np.random.default_rng(0))
+
+
+def test_shuffle_learn_resume_reproduces_training(tmp_path):
+    torch.set_num_threads(1)
+    rng = np.random.default_rng(0)
+    crops = rng.integers(0, 256, size=(24, 32, 32, 3), dtype=np.uint8)
+    seq = np.repeat([0, 1], 12)
+    cfg = ShuffleLearnConfig(steps=3, batch=4, image_size=32, dim=8, width=4, checkpoint_every=1)
+    ref, ref_hist = train_shuffle_learn(crops, seq, cfg, seed=1, checkpoint_dir=tmp_path / "a")
+    train_shuffle_learn(crops, seq, cfg, seed=1, checkpoint_dir=tmp_path / "b")
+    (tmp_path / "b" / "step_3.pt").unlink()
+    resumed, hist = train_shuffle_learn(crops, seq, cfg, seed=1, checkpoint_dir=tmp_path / "b")
+    for v, v2 in zip(ref.state_dict().values(), resumed.state_dict().values(), strict=True):
+        torch.testing.assert_close(v, v2, rtol=0, atol=0)
+    assert hist == ref_hist and len(hist["loss"]) == 3
+    assert ref(torch.zeros(1, 3, 32, 32)).shape == (1, 8)

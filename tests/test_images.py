@@ -1,0 +1,48 @@
+"""Image helpers: crops with the pixel-centre convention, tensors, affine augmentation, HOG."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from skimage.feature import hog
+
+from lib.images import crop_coordinates, hog_features, images_to_tensor, random_affine, square_crop
+
+
+def test_square_crop_at_scale_one_is_the_pixels_of_the_window():
+    image = np.random.default_rng(0).integers(0, 256, (40, 50, 3), dtype=np.uint8)
+    crop = square_crop(image, np.array([25.0, 20.0, 16.0]), 16)  # window x 17..33, y 12..28
+    np.testing.assert_array_equal(crop, image[12:28, 17:33])
+    pts = np.array([[[17.0, 12.0], [33.0, 28.0], [25.5, 20.5]]])
+    np.testing.assert_allclose(crop_coordinates(pts, np.array([[25.0, 20.0, 16.0]]), 16)[0],
+                               [[0, 0], [16, 16], [8.5, 8.5]])  # fmt: skip
+    # twice the size: coordinates scale by 2 about the window's corner
+    np.testing.assert_allclose(
+        crop_coordinates(pts, np.array([[25.0, 20.0, 16.0]]), 32)[0], [[0, 0], [32, 32], [17, 17]]
+    )
+
+
+def test_images_to_tensor_range_and_layout():
+    img = np.zeros((2, 4, 5, 3), np.uint8)
+    img[0, 1, 2, 0] = 255
+    t = images_to_tensor(img)
+    assert t.shape == (2, 3, 4, 5)
+    assert t[0, 0, 1, 2] == 1.0 and t.min() == -1.0
+    with pytest.raises(ValueError, match="uint8"):
+        images_to_tensor(img.astype(np.float32))
+
+
+def test_random_affine_identity_when_ranges_are_zero():
+    x = torch.randn(3, 3, 16, 16)
+    y = random_affine(x, torch.Generator().manual_seed(0), shift=0, scale=0, degrees=0)
+    torch.testing.assert_close(y, x, atol=1e-5, rtol=0)
+
+
+def test_hog_matches_skimage_and_size():
+    im = np.random.default_rng(0).integers(0, 256, (2, 64, 64, 3), dtype=np.uint8)
+    f = hog_features(im)
+    assert f.shape == (2, 7 * 7 * 2 * 2 * 9) and f.dtype == np.float32
+    np.testing.assert_allclose(f[1], hog(im[1], pixels_per_cell=(8, 8), cells_per_block=(2, 2), channel_axis=-1))
+    with pytest.raises(ValueError, match="uint8"):
+        hog_features(im.astype(np.float32))
