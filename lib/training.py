@@ -2,6 +2,7 @@
 
 - :func:`resumable_training` -- run a step function for a number of steps, checkpointing atomically and
   resuming from the newest readable checkpoint (:class:`lib.runtime.Checkpointer`).
+- :func:`training_sources` -- the ``lib`` modules whose code a checkpoint is keyed by.
 - :func:`step_generators` -- the numpy and torch generators of one step, derived from ``(seed, step)`` only,
   so a resumed run draws exactly what an uninterrupted one would.
 - :func:`sequence_groups` -- the frame indices of each sequence, the unit every sampler draws from.
@@ -9,8 +10,10 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -37,11 +40,15 @@ def resumable_training(
     ``modules``: the networks and optimisers whose ``state_dict`` make up the training state;
     ``extra_state``/``load_extra``: further tensors to save and restore (e.g. the sequence neighbours).
     ``step_fn`` does one optimisation step and returns its scalar logs, which are checked for NaN/inf and
-    collected into the returned history (including those restored from the checkpoint).
+    collected into the returned history (including those restored from the checkpoint). Checkpoints are
+    keyed by the source of :func:`training_sources` too, so edited training code retrains from scratch.
     """
     history: dict[str, list[float]] = {}
     start = 0
-    ckpt = Checkpointer(checkpoint_dir, every=every, meta=dict(meta)) if checkpoint_dir is not None else None
+    ckpt = None
+    if checkpoint_dir is not None:
+        sources = training_sources(step_fn, *modules.values())
+        ckpt = Checkpointer(checkpoint_dir, every=every, meta=dict(meta), sources=sources)
     if ckpt is not None and (found := ckpt.load_latest()) is not None:
         start, state = found
         for name, module in modules.items():
@@ -60,6 +67,22 @@ def resumable_training(
             state["extra"] = extra_state() if extra_state is not None else {}
             ckpt.save(step + 1, state)
     return history
+
+
+def training_sources(*parts: object) -> list[ModuleType]:
+    """The ``lib`` modules a training depends on: the modules defining ``parts`` (the step function, the
+    networks), every ``lib`` module those import names from, and this one."""
+    found = {sys.modules[__name__]}
+    for part in parts:
+        module = sys.modules.get(getattr(part, "__module__", None) or type(part).__module__)
+        if module is None or not module.__name__.startswith("lib."):
+            continue
+        found.add(module)
+        for value in vars(module).values():
+            owner = value if isinstance(value, ModuleType) else sys.modules.get(getattr(value, "__module__", "") or "")
+            if owner is not None and owner.__name__.startswith("lib.") and hasattr(owner, "__file__"):
+                found.add(owner)
+    return sorted(found, key=lambda m: m.__name__)
 
 
 def step_generators(seed: int, step: int) -> tuple[np.random.Generator, torch.Generator]:

@@ -1,4 +1,5 @@
-"""Drawing helpers the notebooks share: skeletons over images (2D and 3D), boxes, montages, filmstrips.
+"""Drawing helpers the notebooks share: skeletons over images (2D and 3D), boxes, montages, filmstrips, and
+:func:`explore`, the one way a notebook offers an ipywidgets explorer.
 
 Left limbs are drawn in blue, right limbs in red and the trunk in green unless a colour is given; joints
 that are not visible get hollow markers and their bones dashed lines.
@@ -6,7 +7,7 @@ that are not visible get hollow markers and their bones dashed lines.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -119,3 +120,24 @@ def filmstrip(frames: np.ndarray, step: int = 1, max_frames: int = 12, **kwargs)
     per_frame = {k: (v[idx] if k in ("joints2d", "visible", "boxes") and v is not None else v)
                  for k, v in kwargs.items()}  # fmt: skip
     return montage(frames[idx], ncols=len(idx), titles=[f"t={i}" for i in idx], **per_frame)
+
+
+def explore(view: Callable[..., object], interactive: bool, **controls: object) -> dict[str, object]:
+    """An explorer of ``view(**values)``: with ``interactive``, ipywidgets controls built from ``controls``
+    (widgets, or ``interact`` abbreviations: ``(min, max)`` sliders, option lists) redraw it; without, it is
+    drawn once with the controls' initial values, so reports and CI still run every explorer's code.
+
+    Returns the initial values.
+    """
+    import ipywidgets as widgets
+    from IPython.display import display
+
+    if interactive:
+        panel = widgets.interactive(view, **controls)
+        display(panel)
+        return dict(panel.kwargs)
+    panel = widgets.interactive(view, {"manual": True}, **controls)  # builds the controls, draws nothing
+    values = {w._kwarg: w.value for w in panel.kwargs_widgets}
+    print(f"explorer drawn once with {values} (interactive=True makes it a widget)")
+    view(**values)
+    return values

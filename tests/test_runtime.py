@@ -16,9 +16,14 @@ from lib.runtime import (
     NonFiniteLossError,
     check_finite,
     find_data_root,
+    format_estimate,
+    load_recorded,
     pick_device,
+    recorded_markdown,
     resolve_profile,
+    run_provenance,
     seed_everything,
+    source_fingerprint,
     write_claims,
 )
 
@@ -134,13 +139,78 @@ def test_check_finite_names_step_and_term():
         check_finite(1, triplet=float("inf"))
 
 
-def test_write_claims_roundtrip_and_validation(tmp_path):
-    path = tmp_path / "nb" / "claims.json"
-    rows = [{"claim": "ours beats PCA", "paper": 59.1, "ours": np.float32(0.5), "holds": True}]
-    write_claims(path, rows)
-    assert json.loads(path.read_text()) == [{"claim": "ours beats PCA", "paper": 59.1, "ours": 0.5, "holds": True}]
+def test_checkpoint_save_refuses_state_it_cannot_load_back(tmp_path):
+    ck = Checkpointer(tmp_path, every=1, meta={})
+    with pytest.raises(CheckpointError, match=r"'extra.neighbours' is a ndarray.*torch.from_numpy"):
+        ck.save(1, {"w": torch.ones(1), "extra": {"neighbours": np.zeros(3)}})
+    assert ck.paths() == []  # nothing half-written
+    ck.save(1, {"w": torch.ones(1), "extra": {"epoch": 2, "names": ["a"], "n": None}})
+    assert ck.load_latest()[1]["extra"]["epoch"] == 2
+
+
+def test_pruning_keeps_the_newest_readable_and_never_the_file_just_written(tmp_path):
+    ck = Checkpointer(tmp_path, every=10, meta={}, keep=1)
+    ck.save(10, {"w": torch.ones(1)})
+    corrupt = ck.save(20, {"w": torch.ones(1)})
+    corrupt.write_bytes(b"garbage")  # a corrupt newest file must not make every new save vanish
+    written = ck.save(30, {"w": torch.full((1,), 3.0)})
+    assert written.exists() and not (tmp_path / "step_10.pt").exists()
+    assert ck.load_latest()[0] == 30
+    # keep=2 keeps the two newest readable ones by modification time
+    ck2 = Checkpointer(tmp_path / "b", every=1, meta={}, keep=2)
+    for step in (1, 2, 3):
+        ck2.save(step, {"w": torch.ones(1)})
+    assert [p.name for p in ck2.paths()] == ["step_2.pt", "step_3.pt"]
+
+
+def test_checkpoints_written_by_other_code_are_not_resumed(tmp_path):
+    old, new = tmp_path / "old_code.py", tmp_path / "new_code.py"
+    old.write_text("x = 1\n")
+    new.write_text("x = 2\n")
+    assert source_fingerprint([old]) != source_fingerprint([new]) and len(source_fingerprint([old])) == 16
+    Checkpointer(tmp_path / "ck", every=1, meta={"m": 1}, sources=[old]).save(5, {"w": torch.ones(1)})
+    again = Checkpointer(tmp_path / "ck", every=1, meta={"m": 1}, sources=[old])
+    assert again.load_latest()[0] == 5
+    edited = Checkpointer(tmp_path / "ck", every=1, meta={"m": 1}, sources=[new])
+    with pytest.warns(UserWarning, match="written by other code"):
+        assert edited.load_latest() is None  # retrain, do not report "trained in 0 s"
+
+
+def test_interrupted_save_leaves_no_temporary_file_behind(tmp_path):
+    (tmp_path / ".step_3.pt.abc123.tmp").write_bytes(b"half a checkpoint")
+    Checkpointer(tmp_path, every=1, meta={})
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_claims_schema_roundtrip_validation_and_rendering(tmp_path):
+    prov = run_provenance(resolve_profile("smoke"), [0], {"epochs": 3, "ratio": np.float32(0.5)})
+    assert prov["profile"] == "smoke" and prov["seeds"] == [0] and prov["parameters"]["ratio"] == 0.5
+    assert prov["device"] == "cpu (CPU)" and len(prov["commit"]) >= 7
+    row = {"claim": "ours > PCA", "paper": "59.1 vs 51.0", "dataset": "synthetic",
+           "ours": {"value": np.float64(0.62), "ci95": [0.55, 0.69], "n": 40}, "verdict": "holds",
+           "reason": "difference above 0"}  # fmt: skip
+    path = write_claims(
+        tmp_path / "nb" / "claims.json", [row], prov, tables={"acc": [{"T": 2, "acc": np.float32(0.5)}]}
+    )
+    doc = json.loads(path.read_text())
+    assert doc["schema"] == 2 and doc["claims"][0]["ours"] == {"value": 0.62, "ci95": [0.55, 0.69], "n": 40}
+    assert doc["tables"] == {"acc": [{"T": 2, "acc": 0.5}]} and doc["run"]["seeds"] == [0]
     assert not [p for p in os.listdir(path.parent) if p.endswith(".tmp")]
-    with pytest.raises(ValueError, match=r"lacks \['holds'\]"):
-        write_claims(path, [{"claim": "x", "paper": 1, "ours": 2}])
-    with pytest.raises(ValueError, match="holds must be True, False or None"):
-        write_claims(path, [{"claim": "x", "paper": 1, "ours": 2, "holds": "yes"}])
+    with pytest.raises(ValueError, match=r"lacks \['verdict'\]"):
+        write_claims(path, [{k: v for k, v in row.items() if k != "verdict"}], prov)
+    with pytest.raises(ValueError, match="verdict must be one of"):
+        write_claims(path, [row | {"verdict": "yes"}], prov)
+    with pytest.raises(ValueError, match="low <= high"):
+        write_claims(path, [row | {"ours": {"value": 1, "ci95": [2, 1], "n": 3}}], prov)
+    with pytest.raises(ValueError, match="not reproducible here"):
+        write_claims(path, [row | {"ours": None}], prov)
+    assert format_estimate(doc["claims"][0]["ours"]) == "0.62 [0.55, 0.69] (n=40)"
+    # recorded under results/<notebook>/<profile>.json and rendered for the closing cells
+    results = tmp_path / "results"
+    (results / "06_x").mkdir(parents=True)
+    (results / "06_x" / "full.json").write_text(json.dumps(doc | {"wall_s": 61.0}))
+    assert set(load_recorded("06_x", results)) == {"full"}
+    md = recorded_markdown("06_x", "full", results)
+    assert "| ours > PCA | 59.1 vs 51.0 | synthetic | 0.62 [0.55, 0.69] (n=40) | holds |" in md
+    assert "**acc**" in md and "61 s" in md
+    assert "No `smoke` run of `06_x` is recorded yet" in recorded_markdown("06_x", "smoke", results)

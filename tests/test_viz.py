@@ -69,3 +69,20 @@ def test_montage_and_filmstrip_layout():
     plt.close(fig)
     with pytest.raises(ValueError, match="at least one image"):
         montage(np.zeros((0, 8, 8, 3)))
+
+
+def test_explore_draws_once_with_the_initial_values_or_builds_the_widget(capsys):
+    import ipywidgets as widgets
+
+    from lib.viz import explore
+
+    calls = []
+
+    def view(s, kind, k):  # no defaults: the controls decide (a default would be the initial value)
+        calls.append((s, kind, k))
+
+    values = explore(view, False, s=widgets.IntSlider(3, 0, 9), kind=["b", "c"], k=(0, 10))
+    assert values == {"s": 3, "kind": "b", "k": 5} and calls == [(3, "b", 5)]
+    assert "explorer drawn once" in capsys.readouterr().out
+    assert explore(view, True, s=widgets.IntSlider(4, 0, 9), kind=["c"], k=(2, 4)) == {"s": 4, "kind": "c", "k": 3}
+    assert calls[-1] == (4, "c", 3)  # the widget draws its first view at once
