@@ -78,6 +78,23 @@ def load_mat(name: str, path: Path, keys: tuple[str, ...]) -> dict:
     return mat
 
 
+def load_npz(name: str, path: Path, keys: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """The arrays ``keys`` of an npz file read without pickle, or a :class:`DatasetError` naming what is wrong
+    (missing file or array, corrupt or truncated zip, pickled object array)."""
+    if not path.is_file():
+        raise dataset_error(name, path, "file not found")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            missing = [k for k in keys if k not in z.files]
+            if missing:
+                raise dataset_error(name, path, f"missing arrays {missing}; expected {list(keys)}")
+            return {k: z[k] for k in keys}
+    except DatasetError:
+        raise
+    except Exception as e:  # zipfile, zlib, numpy's header parser and pickle refusal raise several types
+        raise dataset_error(name, path, f"not a readable npz file of arrays {list(keys)} without pickle ({e})") from e
+
+
 @dataclass
 class PoseSequences:
     """2D pose clips: ``poses[i]`` ``(T_i, J, 2)`` float32 pixels and ``visible[i]`` ``(T_i, J)`` bool in

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lib.data.base import PoseSequences, dataset_error, dataset_folder, load_mat
+from lib.data.base import PoseSequences, dataset_error, dataset_folder, load_mat, load_npz
 
 
 def load_jhmdb_split(root: str | Path | None = None, split: int = 1) -> tuple[list[str], list[str], np.ndarray]:
@@ -19,17 +19,32 @@ def load_jhmdb_split(root: str | Path | None = None, split: int = 1) -> tuple[li
     if not files:
         raise dataset_error("jhmdb", folder, f"no <class>_test_split{split}.txt files")
     names, classes, which = [], [], []
+    seen: dict[str, tuple[Path, int, str]] = {}  # clip -> where it was first listed, and its side
     for f in files:
         cls = f.name[: -len(f"_test_split{split}.txt")]
-        for line_no, line in enumerate(f.read_text().splitlines(), 1):
+        try:
+            text = f.read_bytes().decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise dataset_error("jhmdb", f, f"not UTF-8 text ({e}); expected lines '<clip>.avi 1|2'") from e
+        for line_no, line in enumerate(text.splitlines(), 1):
             if not line.strip():
                 continue
             parts = line.split()
             if len(parts) != 2 or parts[1] not in ("1", "2"):
                 raise dataset_error("jhmdb", f, f"line {line_no}: expected '<clip>.avi 1|2', got {line!r}")
-            names.append(parts[0].removesuffix(".avi"))
+            name, side = parts[0].removesuffix(".avi"), "train" if parts[1] == "1" else "test"
+            if name in seen:
+                f0, line0, side0 = seen[name]
+                raise dataset_error(
+                    "jhmdb",
+                    f,
+                    f"line {line_no}: clip {name!r} ({side}) is already listed in {f0} line {line0} "
+                    f"({side0}); each clip belongs to one class and one side of split {split}",
+                )
+            seen[name] = (f, line_no, side)
+            names.append(name)
             classes.append(cls)
-            which.append("train" if parts[1] == "1" else "test")
+            which.append(side)
     return names, classes, np.array(which)
 
 
@@ -73,15 +88,22 @@ def load_jhmdb_ddnet(root: str | Path | None = None, split: int = 1) -> PoseSequ
     poses, labels, which = [], [], []
     for part in ("train", "test"):
         f = folder / f"GT_{part}_{split}.npz"
-        if not f.is_file():
-            raise dataset_error("jhmdb_ddnet", f, "file not found")
-        try:
-            with np.load(f, allow_pickle=False) as z:
-                p, lengths, lab = z["poses"], z["lengths"], z["labels"]
-        except (KeyError, ValueError, OSError) as e:
-            raise dataset_error("jhmdb_ddnet", f, f"expected arrays poses, lengths, labels without pickle ({e})") from e
-        if p.ndim != 3 or p.shape[1:] != (15, 2) or lengths.sum() != len(p) or len(lab) != len(lengths):
-            raise dataset_error("jhmdb_ddnet", f, f"poses {p.shape} do not match lengths (sum {lengths.sum()})")
+        z = load_npz("jhmdb_ddnet", f, ("poses", "lengths", "labels"))
+        p, lengths, lab = z["poses"], z["lengths"], z["labels"]
+        if p.ndim != 3 or p.shape[1:] != (15, 2):
+            raise dataset_error("jhmdb_ddnet", f, f"poses must be (sum T, 15, 2), got {p.shape}")
+        if lengths.ndim != 1 or not lengths.size or lengths.dtype.kind not in "iu" or (lengths <= 0).any():
+            smallest = lengths.min() if lengths.size else "none"
+            raise dataset_error(
+                "jhmdb_ddnet",
+                f,
+                f"lengths must be (N,) positive integers with N >= 1, got {lengths.dtype} "
+                f"{lengths.shape}, smallest {smallest}",
+            )
+        if lengths.sum() != len(p):
+            raise dataset_error("jhmdb_ddnet", f, f"lengths sum to {lengths.sum()}, but poses has {len(p)} frames")
+        if lab.shape != lengths.shape:
+            raise dataset_error("jhmdb_ddnet", f, f"{lab.shape} labels for {lengths.shape} lengths")
         poses += np.split(p.astype(np.float32), np.cumsum(lengths)[:-1])
         labels += [str(x) for x in lab]
         which += [part] * len(lengths)

@@ -33,8 +33,13 @@ def load_penn_action(root: str | Path | None = None) -> PoseSequences:
         poses.append(np.stack([x, y], -1))
         vis.append(np.asarray(m["visibility"]) > 0)
         boxes.append(box)
-        actions.append(str(np.squeeze(m["action"])))
-        split.append("train" if int(np.squeeze(m["train"])) == 1 else "test")
+        action, train = np.asarray(m["action"]).ravel(), np.asarray(m["train"]).ravel()
+        if action.size != 1 or action.dtype.kind != "U" or not str(action[0]).strip():
+            raise dataset_error("penn_action", f, f"action must be one non-empty class name, got {action!r}")
+        if train.size != 1 or train[0] not in (1, -1):
+            raise dataset_error("penn_action", f, f"train must be one value, 1 (train) or -1 (test), got {train!r}")
+        actions.append(str(action[0]))
+        split.append("train" if train[0] == 1 else "test")
     class_names = tuple(sorted(set(actions)))
     labels = np.array([class_names.index(a) for a in actions])
     return PoseSequences(poses, vis, labels, class_names, np.array(split), [f.stem for f in files], "penn13", boxes)

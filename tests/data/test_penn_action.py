@@ -52,3 +52,20 @@ def test_real_penn_action(real_dataset):
     assert len(ds.class_names) == 15
     quirky = [ds.names.index(n) for n in ("1154", "1865")]
     assert all(len(ds.boxes[k]) == len(ds.poses[k]) for k in quirky)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("train", np.zeros((0, 0)), r"0002\.mat: train must be one value, 1 \(train\) or -1 \(test\)"),
+        ("train", 0, r"0002\.mat: train must be one value, 1 \(train\) or -1 \(test\), got array\(\[0\]"),
+        ("action", "", r"0002\.mat: action must be one non-empty class name"),
+    ],
+)
+def test_penn_action_empty_or_invalid_split_and_action(tmp_path, field, value, message):
+    root = penn_fixture(tmp_path)
+    f = root / "labels" / "0002.mat"
+    m = {k: v for k, v in scipy.io.loadmat(f).items() if not k.startswith("__")}
+    scipy.io.savemat(f, {**m, field: value})
+    with pytest.raises(DatasetError, match=message):
+        load_penn_action(root)
