@@ -3,7 +3,8 @@
 - :func:`square_crop`, :func:`crop_coordinates` -- person-centred square crops and their joint coordinates.
 - :func:`check_rgb_images`, :func:`images_to_tensor` -- uint8 image arrays in, network tensors out.
 - :func:`random_affine` -- the random translation/scale/rotation augmentation of a batch.
-- :func:`hog_features` -- Histograms of Oriented Gradients (Dalal & Triggs 2005) by ``skimage.feature.hog``.
+- :func:`hog_maps`, :func:`hog_features` -- Histograms of Oriented Gradients (Dalal & Triggs 2005) by
+  ``skimage.feature.hog``: the grid of normalised blocks, and the window descriptor (the grid flattened).
 """
 
 from __future__ import annotations
@@ -75,25 +76,38 @@ def random_affine(
     return F.grid_sample(x, grid, padding_mode="border", align_corners=False)
 
 
-def hog_features(
+def hog_maps(
     images: np.ndarray, orientations: int = 9, pixels_per_cell: int = 8, cells_per_block: int = 2
 ) -> np.ndarray:
-    """uint8 ``(N, H, W, 3)`` -> float32 ``(N, D)`` HOG descriptors (``skimage.feature.hog``, L2-Hys blocks).
-
-    For a 64 x 64 crop with the defaults: 7 x 7 blocks of 2 x 2 cells of 9 orientations, D = 1764.
+    """uint8 ``(N, H, W, 3)`` -> float32 ``(N, By, Bx, C)``: the grid of L2-Hys-normalised HOG blocks
+    (``skimage.feature.hog``), each block's ``C = cells_per_block**2 * orientations`` values in skimage's
+    order. ``By = H // pixels_per_cell - cells_per_block + 1`` (likewise ``Bx``); 64 px: 7 x 7 x 36.
     """
     images = check_rgb_images(images)
-    feats = [
+    maps = [
         hog(
             im,
             orientations=orientations,
             pixels_per_cell=(pixels_per_cell, pixels_per_cell),
             cells_per_block=(cells_per_block, cells_per_block),
             channel_axis=-1,
-            feature_vector=True,
+            feature_vector=False,
         )
         for im in images
     ]
-    if not feats:
-        return np.zeros((0, 0), np.float32)
-    return np.stack(feats).astype(np.float32)
+    if not maps:
+        return np.zeros((0, 0, 0, cells_per_block**2 * orientations), np.float32)
+    out = np.stack(maps).astype(np.float32)
+    return out.reshape(*out.shape[:3], -1)
+
+
+def hog_features(
+    images: np.ndarray, orientations: int = 9, pixels_per_cell: int = 8, cells_per_block: int = 2
+) -> np.ndarray:
+    """uint8 ``(N, H, W, 3)`` -> float32 ``(N, D)`` HOG descriptors: :func:`hog_maps` flattened, exactly
+    ``skimage.feature.hog(..., feature_vector=True)``.
+
+    For a 64 x 64 crop with the defaults: 7 x 7 blocks of 2 x 2 cells of 9 orientations, D = 1764.
+    """
+    maps = hog_maps(images, orientations, pixels_per_cell, cells_per_block)
+    return maps.reshape(len(maps), -1) if len(maps) else np.zeros((0, 0), np.float32)

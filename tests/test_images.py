@@ -7,7 +7,7 @@ import pytest
 import torch
 from skimage.feature import hog
 
-from lib.images import crop_coordinates, hog_features, images_to_tensor, random_affine, square_crop
+from lib.images import crop_coordinates, hog_features, hog_maps, images_to_tensor, random_affine, square_crop
 
 
 def test_square_crop_at_scale_one_is_the_pixels_of_the_window():
@@ -46,3 +46,12 @@ def test_hog_matches_skimage_and_size():
     np.testing.assert_allclose(f[1], hog(im[1], pixels_per_cell=(8, 8), cells_per_block=(2, 2), channel_axis=-1))
     with pytest.raises(ValueError, match="uint8"):
         hog_features(im.astype(np.float32))
+
+
+def test_hog_maps_are_the_block_grid_of_the_descriptor():
+    im = np.random.default_rng(1).integers(0, 256, (2, 48, 80, 3), dtype=np.uint8)
+    maps = hog_maps(im)
+    assert maps.shape == (2, 5, 9, 36) and maps.dtype == np.float32  # (48/8 - 1) x (80/8 - 1) blocks
+    ref = hog(im[0], pixels_per_cell=(8, 8), cells_per_block=(2, 2), channel_axis=-1, feature_vector=False)
+    np.testing.assert_allclose(maps[0, 2, 7], ref[2, 7].ravel())
+    np.testing.assert_array_equal(hog_features(im), maps.reshape(2, -1))

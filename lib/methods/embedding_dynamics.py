@@ -6,7 +6,10 @@ Next-frame prediction (Sect. 2.4, Fig. 7b, Fig. 8):
 - :func:`next_frame_windows` -- all ``l`` consecutive frames of a sequence and the frame that follows.
 - :class:`EmbeddingLSTM`, :func:`train_lstm` -- an LSTM (hidden size much smaller than d) reads the
   embeddings of ``l = 4`` frames; one FC layer maps its last hidden state back to d; Euclidean loss to
-  the next frame's embedding (Eq. 5).
+  the next frame's embedding (Eq. 5). With ``residual`` the FC output is added to the last input, so the
+  LSTM predicts the *change* (our variant: the paper's form tends to a fixed point, see the notebook).
+- :func:`copy_last` -- the trivial predictor "the next frame looks like the last one", the baseline any
+  next-frame prediction must beat.
 - :func:`knn_distances` -- the distances of each true next frame to its k-th nearest neighbours in the
   other videos, k = 1..K: the yardstick for the prediction error.
 - :func:`synthesize` -- recursive prediction from a seed window.
@@ -54,16 +57,19 @@ def next_frame_windows(groups: list[np.ndarray], l: int = 4) -> tuple[np.ndarray
 
 
 class EmbeddingLSTM(nn.Module):
-    """``(B, l, d)`` embeddings -> ``(B, d)`` predicted next embedding: LSTM(d -> hidden), FC(hidden -> d)."""
+    """``(B, l, d)`` embeddings -> ``(B, d)`` predicted next embedding: LSTM(d -> hidden), FC(hidden -> d),
+    plus the last input when ``residual``."""
 
-    def __init__(self, dim: int, hidden: int = 32):
+    def __init__(self, dim: int, hidden: int = 32, residual: bool = False):
         super().__init__()
         self.lstm = nn.LSTM(dim, hidden, batch_first=True)
         self.fc = nn.Linear(hidden, dim)
+        self.residual = residual
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out, _ = self.lstm(x)
-        return self.fc(out[:, -1])
+        change = self.fc(out[:, -1])
+        return x[:, -1] + change if self.residual else change
 
 
 @dataclass(frozen=True)
@@ -75,6 +81,7 @@ class LSTMConfig:
     steps: int = 300
     batch: int = 128
     lr: float = 3e-3
+    residual: bool = False  # the paper: False (the FC output is the prediction)
     checkpoint_every: int = 100
 
 
@@ -94,7 +101,7 @@ def train_lstm(
     inputs, targets = next_frame_windows(groups, config.l)
     E = torch.as_tensor(np.asarray(embeddings, np.float32), device=device)
     torch.manual_seed(seed)
-    model = EmbeddingLSTM(E.shape[1], config.hidden).to(device)
+    model = EmbeddingLSTM(E.shape[1], config.hidden, config.residual).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=config.lr)
 
     def step_fn(step: int) -> dict[str, float]:
@@ -120,6 +127,15 @@ def predict_next(model: EmbeddingLSTM, embeddings: np.ndarray, inputs: np.ndarra
     device = next(model.parameters()).device
     x = torch.as_tensor(np.asarray(embeddings, np.float32)[inputs], device=device)
     return model(x).cpu().numpy()
+
+
+def copy_last(embeddings: np.ndarray, inputs: np.ndarray) -> np.ndarray:
+    """The copy-last baseline: the embedding of each window's last frame ``(K, d)`` as its prediction
+    (``inputs`` ``(K, l)`` frame indices into ``embeddings`` ``(N, d)``)."""
+    inputs = np.asarray(inputs)
+    if inputs.ndim != 2 or inputs.shape[1] < 1:
+        raise ValueError(f"inputs must be (K, l) frame indices with l >= 1, got shape {inputs.shape}")
+    return np.asarray(embeddings)[inputs[:, -1]]
 
 
 def knn_distances(queries: np.ndarray, bank: np.ndarray, k: int = 10, exclude: np.ndarray | None = None) -> np.ndarray:

@@ -1,16 +1,22 @@
 """Unsupervised posture embedding by reconciling sequence matchings (Milbich et al. 2017, Algorithm 1).
-Taught in ``notebooks/05_posture_reconciliation.ipynb``.
+Taught in ``notebooks/05_posture_reconciliation.ipynb``; the initial similarity (HOG-LDA) is in
+:mod:`lib.methods.hog_lda`.
 
-- :class:`HogLDA`, :func:`fit_hog_lda`, :func:`random_windows` -- the initial similarity: HOG whitened by
-  the covariance of generic ("background") image windows (Hariharan et al. 2012), L2-normalised, so
-  squared distances between descriptors compare LDA-whitened HOG.
+The pieces of one step of Algorithm 1, which the notebook calls one by one:
+
 - :func:`sequence_descriptors`, :func:`nearest_sequences` -- temporally pooled sequence descriptors and
-  each sequence's nearest-neighbour sequences, from which S' is drawn for S.
+  each sequence's nearest-neighbour sequences; :func:`choose_pair` draws S and S' among them.
+- :func:`match_pair` -- Eq. 1/2 between S and each sub-sequence of S', with costs relative to the pair.
 - :func:`percentile_negatives` -- negatives among the frames of S' whose similarity to the positive is at
   most the p-th percentile; :func:`negative_percentile` -- p = 100, then -10 per epoch.
 - :func:`triplets_from_matching` -- (anchor in S, positive = its match in S', negative) triplets.
-- :func:`triplet_loss` -- Eq. 3/4: mean of ``[||a - p||^2 - ||a - n||^2 + margin]_+``.
-- :class:`ReconciliationConfig`, :func:`train_reconciliation` -- alternate matching and triplet training.
+- :func:`triplet_loss` -- Eq. 3/4: mean of ``[||a - p||^2 - ||a - n||^2 + margin]_+``;
+  :func:`triplet_step` -- one augmented SGD step on a batch of triplets.
+- :func:`triplet_correct`, :func:`correspondence_errors` -- diagnostics from the ground truth (never used
+  for training): is the positive closer in true pose to the anchor than the negative? How close in true
+  pose are matched frames, compared with nearest neighbours on the same frames?
+
+:class:`ReconciliationConfig` and :func:`train_reconciliation` put them together in one resumable call.
 """
 
 from __future__ import annotations
@@ -20,72 +26,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 import torch
 from torch.nn import functional as F
 
-from lib.evaluation.metrics import squared_distances
-from lib.images import hog_features, images_to_tensor, random_affine
-from lib.methods.matching import MATCHERS, match_subsequences
+from lib.evaluation.metrics import pose_distance, squared_distances
+from lib.images import images_to_tensor, random_affine
+from lib.methods.matching import MATCHERS, match_subsequences, split_target
 from lib.nets.vgg import VGGS, embed_images, vgg_s
 from lib.training import resumable_training, sequence_groups, step_generators
-
-# ---------------------------------------------------------------------------------------------------------
-# HOG-LDA initial similarity
-
-
-@dataclass
-class HogLDA:
-    """LDA-whitened HOG: ``z = normalise(W (hog(x) - mean))`` with ``W = (Sigma + ridge I)^(-1/2)``.
-
-    ``mean`` (F,) and ``whitening`` (F, F) come from generic image windows (:func:`fit_hog_lda`), as the
-    background statistics of Hariharan et al. 2012, so the same whitening serves every exemplar.
-    """
-
-    mean: np.ndarray
-    whitening: np.ndarray
-
-    def transform(self, images: np.ndarray) -> np.ndarray:
-        """uint8 ``(N, s, s, 3)`` crops -> ``(N, F)`` float32 unit-norm whitened HOG descriptors."""
-        z = (hog_features(images).astype(np.float64) - self.mean) @ self.whitening
-        return (z / np.maximum(np.linalg.norm(z, axis=1, keepdims=True), 1e-12)).astype(np.float32)
-
-
-def random_windows(images: np.ndarray, size: int, n: int, rng: np.random.Generator) -> np.ndarray:
-    """``n`` random square windows (side between a third of and the whole image) from uint8 ``(N, H, W, C)``
-    ``images``, resized to ``size`` px -> uint8 ``(n, size, size, C)``."""
-    images = np.asarray(images)
-    if images.ndim != 4 or images.dtype != np.uint8 or len(images) == 0:
-        raise ValueError(f"images must be a non-empty uint8 (N, H, W, C) array, got {images.shape} {images.dtype}")
-    N, H, W = images.shape[:3]
-    lo = max(8, min(H, W) // 3)
-    out = np.empty((n, size, size, images.shape[3]), np.uint8)
-    for k in range(n):
-        side = int(rng.integers(lo, min(H, W) + 1))
-        y, x = int(rng.integers(0, H - side + 1)), int(rng.integers(0, W - side + 1))
-        win = images[int(rng.integers(N)), y : y + side, x : x + side]
-        out[k] = cv2.resize(win, (size, size), interpolation=cv2.INTER_AREA).reshape(size, size, -1)
-    return out
-
-
-def fit_hog_lda(background: np.ndarray, ridge: float = 0.01) -> HogLDA:
-    """Background mean and whitening of HOG from uint8 ``(N, s, s, 3)`` generic windows.
-
-    ``ridge`` is relative: ``Sigma + ridge * mean(eig(Sigma)) I`` keeps the inverse square root stable
-    when there are fewer windows than HOG dimensions.
-    """
-    if ridge <= 0:
-        raise ValueError(f"ridge must be > 0, got {ridge}")
-    h = hog_features(background).astype(np.float64)
-    if len(h) < 2:
-        raise ValueError(f"need at least 2 background windows, got {len(h)}")
-    mean = h.mean(0)
-    cov = np.cov(h, rowvar=False)
-    cov += ridge * np.trace(cov) / len(cov) * np.eye(len(cov))
-    evals, evecs = np.linalg.eigh(cov)
-    return HogLDA(mean=mean, whitening=(evecs / np.sqrt(evals)) @ evecs.T)
-
 
 # ---------------------------------------------------------------------------------------------------------
 # sequence pairs, negatives, triplets, loss
@@ -105,6 +54,13 @@ def nearest_sequences(descriptors: np.ndarray, k: int) -> np.ndarray:
     d = squared_distances(descriptors, descriptors)
     np.fill_diagonal(d, np.inf)
     return np.argsort(d, axis=1, kind="stable")[:, :k]
+
+
+def choose_pair(neighbours: np.ndarray, rng: np.random.Generator) -> tuple[int, int]:
+    """A training pair (s, s'): ``s`` uniformly among all sequences, ``s'`` uniformly among its
+    ``neighbours[s]`` (``(S, k)`` from :func:`nearest_sequences`)."""
+    s = int(rng.integers(len(neighbours)))
+    return s, int(rng.choice(neighbours[s]))
 
 
 def negative_percentile(epoch: int, start: float = 100.0, step: float = 10.0, floor: float = 10.0) -> float:
@@ -163,12 +119,81 @@ def triplet_loss(anchor: torch.Tensor, positive: torch.Tensor, negative: torch.T
     return F.relu(d_pos - d_neg + margin).mean()
 
 
-# ---------------------------------------------------------------------------------------------------------
-# resumable training
+def triplet_step(
+    net: VGGS,
+    opt: torch.optim.Optimizer,
+    crops: np.ndarray,
+    triplets: np.ndarray,
+    margin: float,
+    generator: torch.Generator,
+    augment: float = 1.0,
+) -> float:
+    """One SGD step of Eq. 3 on ``(T, 3)`` frame indices (anchor, positive, negative) into uint8 crops
+    ``(N, s, s, 3)``, each crop randomly translated, scaled and rotated (the paper's augmentation) by up to
+    ``augment`` times 8% of the size, 10% and 10 degrees (0: none). Returns the loss before the step."""
+    triplets = np.asarray(triplets)
+    if triplets.ndim != 2 or triplets.shape[1] != 3 or len(triplets) == 0:
+        raise ValueError(f"triplets must be a non-empty (T, 3) index array, got shape {triplets.shape}")
+    device = next(net.parameters()).device
+    net.train()
+    x = images_to_tensor(crops[triplets.T.ravel()], device)
+    if augment > 0:
+        x = random_affine(x, generator, shift=0.08 * augment, scale=0.1 * augment, degrees=10.0 * augment)
+    za, zp, zn = net(x).split(len(triplets))
+    loss = triplet_loss(za, zp, zn, margin)
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    return loss.item()
+
+
+def triplet_correct(triplets: np.ndarray, joints: np.ndarray) -> np.ndarray:
+    """``(T,)`` bool: is the positive closer to the anchor in true pose than the negative?
+    (:func:`lib.evaluation.metrics.pose_distance` of the ``(N, J, 2)`` ground-truth ``joints``; ties count as
+    wrong). A diagnostic the synthetic world allows; training never sees it."""
+    triplets = np.asarray(triplets)
+    if triplets.ndim != 2 or triplets.shape[1] != 3:
+        raise ValueError(f"triplets must be a (T, 3) index array, got shape {triplets.shape}")
+    a, p, n = (joints[triplets[:, i]] for i in range(3))
+    return np.diagonal(pose_distance(a, p)) < np.diagonal(pose_distance(a, n))
+
+
+def correspondence_errors(D: np.ndarray, matchings: np.ndarray, pose_dist: np.ndarray, chunk: int) -> dict[str, float]:
+    """How good the matching's correspondences are against nearest neighbours, *on the same frames*.
+
+    ``D`` ``(n, m)`` embedding distances of S to S', ``matchings`` ``(k, n)`` from :func:`match_pair`
+    (chunk ``i`` of :func:`lib.methods.matching.split_target` ``(m, chunk)``, ``-1`` outliers),
+    ``pose_dist`` ``(n, m)`` true pose distances. Over the (frame, chunk) pairs the matching keeps:
+    ``matching`` the mean pose distance of its correspondences, ``nn_same_frames`` that of each kept frame's
+    nearest neighbour in the same chunk; ``nn_same_rate`` the nearest neighbours of the same *number* of
+    (frame, chunk) pairs, those with the smallest embedding distance (NN with the same rejection rate);
+    ``random`` the mean over all frame pairs; ``kept`` the share kept. Without kept frames all but
+    ``random`` and ``kept`` are NaN.
+    """
+    D, pose_dist, matchings = np.asarray(D), np.asarray(pose_dist), np.asarray(matchings)
+    n, m = D.shape
+    bounds = split_target(m, chunk)
+    if pose_dist.shape != D.shape or matchings.shape != (len(bounds) - 1, n):
+        raise ValueError(
+            f"need D and pose_dist (n, m) and matchings (k, n) for chunk {chunk}; got {D.shape}, "
+            f"{pose_dist.shape}, {matchings.shape} (k = {len(bounds) - 1})"
+        )
+    nn = np.stack([a + D[:, a:b].argmin(1) for a, b in zip(bounds[:-1], bounds[1:], strict=True)])  # (k, n)
+    rows = np.broadcast_to(np.arange(n), nn.shape)
+    keep = matchings >= 0
+    out = {"random": float(pose_dist.mean()), "kept": float(keep.mean())}
+    if not keep.any():
+        return out | {"matching": float("nan"), "nn_same_frames": float("nan"), "nn_same_rate": float("nan")}
+    nn_err, nn_dist = pose_dist[rows, nn], D[rows, nn]
+    best = np.argsort(nn_dist, axis=None, kind="stable")[: int(keep.sum())]
+    out["matching"] = float(pose_dist[rows[keep], matchings[keep]].mean())
+    out["nn_same_frames"] = float(nn_err[keep].mean())
+    out["nn_same_rate"] = float(nn_err.ravel()[best].mean())
+    return out
 
 
 # ---------------------------------------------------------------------------------------------------------
-# Algorithm 1
+# Algorithm 1 in one call
 
 
 @dataclass(frozen=True)
@@ -176,14 +201,16 @@ class ReconciliationConfig:
     """Hyper-parameters of Algorithm 1 (defaults: a smoke-sized run).
 
     The matching costs are relative: ``lam1..lam3`` are multiplied by the median of the pair's squared
-    distances and the outlier cost is the ``outlier_quantile`` of them, so one setting serves HOG-LDA and
+    distances and the outlier cost is the ``outlier_quantile`` of them, so one setting serves HOG and
     the CNN embedding alike.
     """
 
     epochs: int = 3
     steps_per_epoch: int = 30
     triplets_per_step: int = 48  # the paper: 300
+    pairs_per_step: int = 4  # sequence pairs (S, S') per mini-batch, triplets split evenly; the paper: 1
     margin: float = 0.2  # delta of Eq. 4 (unit-norm embeddings: squared distances in [0, 4])
+    augment: float = 1.0  # strength of the random translation / scaling / rotation (0: none)
     lr: float = 1e-3
     weight_decay: float = 1e-4
     lam1: float = 0.5  # back in time
@@ -204,8 +231,12 @@ class ReconciliationConfig:
     def __post_init__(self) -> None:
         if self.matcher not in MATCHERS:
             raise ValueError(f"unknown matcher {self.matcher!r}; expected one of {list(MATCHERS)}")
-        if self.epochs < 1 or self.steps_per_epoch < 1 or self.triplets_per_step < 1:
-            raise ValueError("epochs, steps_per_epoch and triplets_per_step must be >= 1")
+        if self.epochs < 1 or self.steps_per_epoch < 1 or self.pairs_per_step < 1:
+            raise ValueError("epochs, steps_per_epoch and pairs_per_step must be >= 1")
+        if self.triplets_per_step < self.pairs_per_step:
+            raise ValueError(
+                f"triplets_per_step ({self.triplets_per_step}) must be >= pairs_per_step ({self.pairs_per_step})"
+            )
         if not 0 < self.outlier_quantile < 1:
             raise ValueError(f"outlier_quantile must be in (0, 1), got {self.outlier_quantile}")
 
@@ -225,6 +256,17 @@ def match_pair(E: np.ndarray, E2: np.ndarray, config: ReconciliationConfig) -> n
     )
 
 
+def new_network(config: ReconciliationConfig, channels: int = 3, seed: int = 0) -> VGGS:
+    """The randomly initialised VGG-S-like CNN of ``config`` (seeded), on the CPU."""
+    torch.manual_seed(seed)
+    return vgg_s(channels, config.image_size, config.dim, config.width)
+
+
+def new_optimizer(net: VGGS, config: ReconciliationConfig) -> torch.optim.Optimizer:
+    """Adam with the learning rate and weight decay of ``config``."""
+    return torch.optim.Adam(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+
+
 def train_reconciliation(
     crops: np.ndarray,
     seq: np.ndarray,
@@ -234,27 +276,37 @@ def train_reconciliation(
     device: str | torch.device = "cpu",
     checkpoint_dir: str | Path | None = None,
     progress: bool = False,
+    joints: np.ndarray | None = None,
+    activity: np.ndarray | None = None,
 ) -> tuple[VGGS, dict[str, list[float]]]:
-    """Algorithm 1: alternate sequence matching and triplet training of a VGG-S-like CNN.
+    """Algorithm 1 in one resumable call: alternate sequence matching and triplet training of a CNN.
 
     ``crops`` uint8 ``(N, s, s, 3)`` person crops of the training frames, ``seq`` ``(N,)`` their sequence
     ids (each sequence's frames in time order), ``init_embedding`` ``(N, d0)`` the epoch-0 similarity
-    (HOG-LDA). Epoch 0 matches with ``init_embedding``; later epochs with the CNN being trained. Sequence
-    neighbours are recomputed at each epoch start. Returns the network (eval mode) and the history
-    (``loss``, ``p``, ``matched``: share of S frames matched, ``triplets``).
+    (HOG-LDA). Epoch 0 matches with ``init_embedding``; later epochs with the CNN being trained (S and S'
+    embedded afresh at every step). Sequence neighbours are recomputed at each epoch start. Each step
+    draws ``config.pairs_per_step`` pairs and splits ``config.triplets_per_step`` among them.
+    Evaluation-only diagnostics, never used for training: ``joints`` ``(N, J, 2)`` (correct triplets,
+    :func:`triplet_correct`) and ``activity`` ``(N,)`` (pairs of the same activity).
+    Returns the network (eval mode) and the history per step: ``loss``, ``p``, ``matched`` (share of S
+    frames matched), ``triplets`` (their number) and, with the diagnostics, ``correct`` (the number of
+    correct triplets) and ``same_activity`` (the share of pairs of one activity).
     """
     if crops.shape[1:3] != (config.image_size, config.image_size):
         raise ValueError(f"crops are {crops.shape[1:3]} px but config.image_size is {config.image_size}")
     if not len(crops) == len(seq) == len(init_embedding):
         raise ValueError(f"crops, seq, init_embedding lengths differ: {len(crops)}, {len(seq)}, {len(init_embedding)}")
+    for name, v in (("joints", joints), ("activity", activity)):
+        if v is not None and len(v) != len(crops):
+            raise ValueError(f"{name} has {len(v)} rows for {len(crops)} crops")
     groups = sequence_groups(seq)
     k = min(config.neighbours, len(groups) - 1)
     if k < 1:
         raise ValueError("need at least 2 training sequences to match")
-    torch.manual_seed(seed)
-    net = vgg_s(crops.shape[3], config.image_size, config.dim, config.width).to(device)
-    opt = torch.optim.Adam(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    net = new_network(config, crops.shape[3], seed).to(device)
+    opt = new_optimizer(net, config)
     state: dict[str, Any] = {"neighbours": None, "epoch": -1}
+    shares = np.diff(np.linspace(0, config.triplets_per_step, config.pairs_per_step + 1).round().astype(int))
 
     def embedding(idx: np.ndarray, epoch: int) -> np.ndarray:
         return init_embedding[idx] if epoch == 0 else embed_images(net, crops[idx])
@@ -266,24 +318,27 @@ def train_reconciliation(
             state["neighbours"] = nearest_sequences(sequence_descriptors(all_emb, groups), k)
             state["epoch"] = epoch
         rng, gen = step_generators(seed, step)
-        s = int(rng.integers(len(groups)))
-        s2 = int(rng.choice(state["neighbours"][s]))
-        S, S2 = groups[s], groups[s2]
-        E, E2 = embedding(S, epoch), embedding(S2, epoch)
-        matchings = match_pair(E, E2, config)
         p = negative_percentile(epoch, config.p_start, config.p_step, config.p_floor)
-        trip = triplets_from_matching(matchings, -squared_distances(E2, E2), p, config.triplets_per_step, rng)
-        net.train()
-        if len(trip) == 0:
-            return {"loss": 0.0, "p": p, "matched": 0.0, "triplets": 0.0}
-        idx = np.concatenate([S[trip[:, 0]], S2[trip[:, 1]], S2[trip[:, 2]]])
-        x = random_affine(images_to_tensor(crops[idx], device), gen)
-        za, zp, zn = net(x).split(len(trip))
-        loss = triplet_loss(za, zp, zn, config.margin)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        return {"loss": loss.item(), "p": p, "matched": float((matchings >= 0).mean()), "triplets": len(trip)}
+        batch, matched, same = [], [], []
+        for n_triplets in shares:
+            s, s2 = choose_pair(state["neighbours"], rng)
+            S, S2 = groups[s], groups[s2]
+            E, E2 = embedding(S, epoch), embedding(S2, epoch)
+            matchings = match_pair(E, E2, config)
+            trip = triplets_from_matching(matchings, -squared_distances(E2, E2), p, n_triplets, rng)
+            batch.append(np.stack([S[trip[:, 0]], S2[trip[:, 1]], S2[trip[:, 2]]], axis=1))
+            matched.append((matchings >= 0).mean())
+            if activity is not None:
+                same.append(activity[S[0]] == activity[S2[0]])
+        frames = np.concatenate(batch)
+        loss = triplet_step(net, opt, crops, frames, config.margin, gen, config.augment) if len(frames) else 0.0
+        logs = {"loss": loss}
+        logs |= {"p": p, "matched": float(np.mean(matched)), "triplets": len(frames)}
+        if joints is not None:
+            logs["correct"] = int(triplet_correct(frames, joints).sum())
+        if activity is not None:
+            logs["same_activity"] = float(np.mean(same))
+        return logs
 
     def extra_state() -> dict[str, Any]:
         return {"neighbours": torch.as_tensor(state["neighbours"]), "epoch": state["epoch"]}

@@ -10,6 +10,8 @@ frames go through shared copies of the backbone; a classifier on the concatenate
 - :func:`sample_order_tuples` -- balanced positive / negative frame triplets with their labels.
 - :class:`OrderClassifier` -- backbone + classifier over concatenated triplet embeddings.
 - :class:`ShuffleLearnConfig`, :func:`train_shuffle_learn` -- resumable training.
+- :func:`order_correct` -- per-tuple correctness of the classifier on held-out tuples: the check that the
+  baseline learned its pretext task at all (chance is 0.5).
 """
 
 from __future__ import annotations
@@ -98,11 +100,11 @@ def train_shuffle_learn(
     device: str | torch.device = "cpu",
     checkpoint_dir: str | Path | None = None,
     progress: bool = False,
-) -> tuple[VGGS, dict[str, list[float]]]:
+) -> tuple[OrderClassifier, dict[str, list[float]]]:
     """Train temporal-order verification on uint8 ``(N, s, s, 3)`` crops with sequence ids ``seq`` ``(N,)``.
 
-    Returns the backbone (eval mode; its L2-normalised output is the embedding) and the history
-    (``loss``, ``acc``: training accuracy of the batch).
+    Returns the classifier (eval mode; ``.backbone``'s L2-normalised output is the embedding) and the
+    history (``loss``, ``acc``: training accuracy of the batch).
     """
     if crops.shape[1:3] != (config.image_size, config.image_size):
         raise ValueError(f"crops are {crops.shape[1:3]} px but config.image_size is {config.image_size}")
@@ -135,4 +137,22 @@ def train_shuffle_learn(
         every=config.checkpoint_every,
         progress=progress,
     )
-    return model.backbone.eval(), history
+    return model.eval(), history
+
+
+@torch.no_grad()
+def order_correct(model: OrderClassifier, crops: np.ndarray, tuples: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """``(n,)`` bool: does ``model`` (eval mode) classify each frame triplet ``tuples`` ``(n, 3)`` (indices
+    into uint8 ``crops``) as its ``labels`` ``(n,)`` (1 = in order) say?"""
+    tuples, labels = np.asarray(tuples), np.asarray(labels)
+    if tuples.ndim != 2 or tuples.shape[1] != 3 or len(labels) != len(tuples):
+        raise ValueError(f"need (n, 3) tuples and (n,) labels, got {tuples.shape} and {labels.shape}")
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    out = []
+    for i in range(0, len(tuples), 128):
+        x = images_to_tensor(crops[tuples[i : i + 128].ravel()], device)
+        out.append(model(x.view(-1, 3, *x.shape[1:])).argmax(1).cpu().numpy())
+    model.train(was_training)
+    return np.concatenate(out) == labels if out else np.zeros(0, bool)

@@ -4,7 +4,9 @@ import torch
 
 from lib.methods.embedding_dynamics import (
     InverterConfig,
+    EmbeddingLSTM,
     LSTMConfig,
+    copy_last,
     interpolate_embeddings,
     invert,
     knn_distances,
@@ -23,6 +25,19 @@ def test_next_frame_windows_known_answer():
     np.testing.assert_array_equal(targets, [4, 5])
     with pytest.raises(ValueError, match="longer than l"):
         next_frame_windows([np.arange(3)], l=4)
+
+
+def test_copy_last_predicts_the_last_input_frame():
+    emb = np.arange(12.0).reshape(6, 2)
+    inputs = np.array([[0, 1, 2], [3, 4, 5]])
+    np.testing.assert_array_equal(copy_last(emb, inputs), [[4.0, 5.0], [10.0, 11.0]])
+    with pytest.raises(ValueError, match="inputs"):
+        copy_last(emb, np.arange(3))
+    # a residual LSTM whose FC layer is zero is exactly the copy-last baseline
+    model = EmbeddingLSTM(2, hidden=3, residual=True)
+    with torch.no_grad():
+        model.fc.weight.zero_(), model.fc.bias.zero_()
+    np.testing.assert_allclose(predict_next(model, emb, inputs), copy_last(emb, inputs))
 
 
 def test_knn_distances_known_answer_and_exclusion():

@@ -2,17 +2,22 @@ import numpy as np
 import pytest
 import torch
 
+from lib.evaluation.metrics import pose_distance
 from lib.methods.reconciliation import (
     ReconciliationConfig,
-    fit_hog_lda,
+    choose_pair,
+    correspondence_errors,
     match_pair,
     nearest_sequences,
     negative_percentile,
+    new_network,
+    new_optimizer,
     percentile_negatives,
-    random_windows,
     sequence_descriptors,
     train_reconciliation,
+    triplet_correct,
     triplet_loss,
+    triplet_step,
     triplets_from_matching,
 )
 from lib.training import sequence_groups
@@ -71,22 +76,67 @@ def test_sequence_groups_descriptors_and_neighbours():
         nearest_sequences(desc, 3)
 
 
-def test_hog_lda_whitening_is_inverse_sqrt_of_background_covariance():
+def test_choose_pair_draws_s_prime_among_the_neighbours_of_s():
+    neighbours = np.array([[1, 2], [0, 2], [0, 1], [0, 1]])
     rng = np.random.default_rng(0)
-    frames = rng.integers(0, 256, size=(4, 48, 48, 3), dtype=np.uint8)
-    windows = random_windows(frames, 32, 60, rng)
-    assert windows.shape == (60, 32, 32, 3) and windows.dtype == np.uint8
-    lda = fit_hog_lda(windows, ridge=0.1)
-    W = lda.whitening
-    np.testing.assert_allclose(W, W.T, atol=1e-10)
-    from lib.images import hog_features
+    pairs = [choose_pair(neighbours, rng) for _ in range(200)]
+    assert {s for s, _ in pairs} == {0, 1, 2, 3}
+    assert all(s2 in neighbours[s] for s, s2 in pairs)
 
-    h = hog_features(windows).astype(np.float64)
-    cov = np.cov(h, rowvar=False)
-    cov += 0.1 * np.trace(cov) / len(cov) * np.eye(len(cov))
-    np.testing.assert_allclose(W @ cov @ W, np.eye(len(cov)), atol=1e-6)
-    z = lda.transform(windows[:5])
-    np.testing.assert_allclose(np.linalg.norm(z, axis=1), 1, atol=1e-5)
+
+def _stick(angle: float) -> np.ndarray:
+    """A 3-joint 2D pose: a fixed segment and a second one at ``angle`` (radians)."""
+    return np.array([[0.0, 0.0], [1.0, 0.0], [1.0 + np.cos(angle), np.sin(angle)]])
+
+
+def test_triplet_correct_hand_made_poses():
+    joints = np.stack([_stick(a) for a in (0.0, 0.1, 1.5, 0.2, 3.0)])  # frame k bent by the given angle
+    triplets = np.array([[0, 1, 2], [0, 2, 1], [2, 4, 3], [3, 1, 4], [0, 1, 1]])
+    # 0 vs 1 (0.1 apart) closer than 0 vs 2 (1.5 apart): yes; swapped: no; 2 (1.5) is closer to 3 (0.2,
+    # 1.3 apart) than to 4 (3.0, 1.5 apart): no; 3 (0.2) is closer to 1 (0.1) than to 4: yes; a tie: no
+    np.testing.assert_array_equal(triplet_correct(triplets, joints), [True, False, False, True, False])
+    d = pose_distance(joints, joints)
+    assert d[2, 3] < d[2, 4]  # the closest call above, by the metric itself
+    assert triplet_correct(np.zeros((0, 3), int), joints).shape == (0,)
+    with pytest.raises(ValueError, match="triplets"):
+        triplet_correct(np.zeros((2, 2), int), joints)
+
+
+def test_correspondence_errors_hand_made_case():
+    # 3 frames of S, 4 of S' in 2 chunks of 2 ([0, 2), [2, 4)); pose distances chosen by hand
+    P = np.array([[1.0, 9.0, 5.0, 7.0], [9.0, 2.0, 6.0, 3.0], [8.0, 8.0, 4.0, 8.0]])
+    D = np.array([[0.1, 0.9, 0.5, 0.2], [0.8, 0.6, 0.3, 0.9], [0.7, 0.4, 0.9, 0.8]])
+    # nearest neighbours per chunk: chunk 0 -> [0, 1, 1] (dist .1 .6 .4), chunk 1 -> [3, 2, 3] (.2 .3 .8)
+    matchings = np.array([[0, -1, 1], [3, 2, -1]])  # kept pairs: (0,c0)->0, (2,c0)->1, (0,c1)->3, (1,c1)->2
+    out = correspondence_errors(D, matchings, P, chunk=2)
+    assert out["matching"] == pytest.approx((1 + 8 + 7 + 6) / 4)
+    assert out["nn_same_frames"] == pytest.approx((1 + 8 + 7 + 6) / 4)  # NN = matching on these pairs
+    # NN with the same rejection rate: the 4 smallest NN distances .1 (0,c0) .2 (0,c1) .3 (1,c1) .4 (2,c0)
+    assert out["nn_same_rate"] == pytest.approx((1 + 7 + 6 + 8) / 4)
+    assert out["random"] == pytest.approx(P.mean()) and out["kept"] == pytest.approx(4 / 6)
+    matchings = np.array([[1, 0, 1], [3, 2, -1]])  # now frame 0 of chunk 0 goes to 1, frame 1 to 0
+    out = correspondence_errors(D, matchings, P, chunk=2)
+    assert out["matching"] == pytest.approx((9 + 9 + 8 + 7 + 6) / 5)
+    assert out["nn_same_frames"] == pytest.approx((1 + 2 + 8 + 7 + 6) / 5)
+    none = correspondence_errors(D, np.full((2, 3), -1), P, chunk=2)
+    assert np.isnan(none["matching"]) and none["kept"] == 0
+    with pytest.raises(ValueError, match="matchings"):
+        correspondence_errors(D, matchings[:1], P, chunk=2)
+
+
+def test_triplet_step_lowers_the_loss_on_a_fixed_batch():
+    torch.set_num_threads(1)
+    rng = np.random.default_rng(0)
+    crops = rng.integers(0, 256, size=(6, 32, 32, 3), dtype=np.uint8)
+    cfg = ReconciliationConfig(image_size=32, dim=8, width=4, lr=1e-2, augment=0.0)
+    net = new_network(cfg, seed=0)
+    net.fc6[3].p = 0.0  # no dropout: the same batch gives the same loss
+    opt = new_optimizer(net, cfg)
+    triplets = np.array([[0, 1, 2], [3, 4, 5]])
+    losses = [triplet_step(net, opt, crops, triplets, 0.5, torch.Generator().manual_seed(0), 0.0) for _ in range(30)]
+    assert losses[-1] < 0.5 * losses[0]
+    with pytest.raises(ValueError, match="triplets"):
+        triplet_step(net, opt, crops, np.zeros((0, 3), int), 0.5, torch.Generator())
 
 
 def _toy_data(rng):
@@ -100,17 +150,22 @@ def test_resume_reproduces_uninterrupted_training(tmp_path):
     torch.set_num_threads(1)
     crops, seq, init = _toy_data(np.random.default_rng(0))
     cfg = ReconciliationConfig(
-        epochs=2, steps_per_epoch=2, triplets_per_step=6, chunk=5, neighbours=2, image_size=32, dim=8, width=4,
-        checkpoint_every=1,
+        epochs=2, steps_per_epoch=2, triplets_per_step=6, pairs_per_step=2, chunk=5, neighbours=2, image_size=32,
+        dim=8, width=4, checkpoint_every=1,
     )  # fmt: skip
-    ref, ref_hist = train_reconciliation(crops, seq, init, cfg, seed=3, checkpoint_dir=tmp_path / "a")
-    train_reconciliation(crops, seq, init, cfg, seed=3, checkpoint_dir=tmp_path / "b")
+    joints = np.stack([_stick(a) for a in np.linspace(0, 3, 30)])
+    activity = np.repeat([0, 0, 1], 10)
+    kw = {"seed": 3, "joints": joints, "activity": activity}
+    ref, ref_hist = train_reconciliation(crops, seq, init, cfg, checkpoint_dir=tmp_path / "a", **kw)
+    train_reconciliation(crops, seq, init, cfg, checkpoint_dir=tmp_path / "b", **kw)
     (tmp_path / "b" / "step_4.pt").unlink()  # "interrupted" after step 3, inside epoch 1
-    resumed, hist = train_reconciliation(crops, seq, init, cfg, seed=3, checkpoint_dir=tmp_path / "b")
+    resumed, hist = train_reconciliation(crops, seq, init, cfg, checkpoint_dir=tmp_path / "b", **kw)
     for (k, v), v2 in zip(ref.state_dict().items(), resumed.state_dict().values(), strict=True):
         torch.testing.assert_close(v, v2, rtol=0, atol=0, msg=k)
     assert hist == ref_hist and len(hist["loss"]) == 4
     assert ref_hist["p"] == [100, 100, 90, 90]
+    assert all(0 <= c <= t for c, t in zip(ref_hist["correct"], ref_hist["triplets"], strict=True))
+    assert set(ref_hist["same_activity"]) <= {0.0, 0.5, 1.0}
 
 
 def test_config_rejects_unknown_matcher():

@@ -2,7 +2,14 @@ import numpy as np
 import pytest
 import torch
 
-from lib.methods.shuffle_learn import ShuffleLearnConfig, sample_order_tuples, train_shuffle_learn
+from lib.methods.shuffle_learn import (
+    OrderClassifier,
+    ShuffleLearnConfig,
+    order_correct,
+    sample_order_tuples,
+    train_shuffle_learn,
+)
+from lib.nets.vgg import vgg_s
 from lib.training import sequence_groups
 
 
@@ -37,4 +44,19 @@ def test_shuffle_learn_resume_reproduces_training(tmp_path):
     for v, v2 in zip(ref.state_dict().values(), resumed.state_dict().values(), strict=True):
         torch.testing.assert_close(v, v2, rtol=0, atol=0)
     assert hist == ref_hist and len(hist["loss"]) == 3
-    assert ref(torch.zeros(1, 3, 32, 32)).shape == (1, 8)
+    assert ref.backbone(torch.zeros(1, 3, 32, 32)).shape == (1, 8)
+
+
+def test_order_correct_compares_the_classifier_with_the_labels():
+    torch.manual_seed(0)
+    model = OrderClassifier(vgg_s(image_size=32, dim=4, width=4))
+    with torch.no_grad():  # a head that always says "in order" (class 1)
+        for p in model.head.parameters():
+            p.zero_()
+        model.head[2].bias.copy_(torch.tensor([0.0, 1.0]))
+    crops = np.random.default_rng(0).integers(0, 256, size=(6, 32, 32, 3), dtype=np.uint8)
+    tuples = np.array([[0, 1, 2], [2, 1, 0], [1, 0, 2], [3, 4, 5], [5, 3, 4]])
+    labels = np.array([1, 1, 0, 1, 0])
+    np.testing.assert_array_equal(order_correct(model, crops, tuples, labels), [True, True, False, True, False])
+    with pytest.raises(ValueError, match="tuples"):
+        order_correct(model, crops, tuples[:, :2], labels)
