@@ -85,6 +85,12 @@ class LSTMConfig:
     checkpoint_every: int = 100
 
 
+def new_lstm(dim: int, config: LSTMConfig = LSTMConfig(), seed: int = 0) -> EmbeddingLSTM:
+    """The randomly initialised LSTM of ``config`` for ``dim``-d embeddings (seeded, on the CPU)."""
+    torch.manual_seed(seed)
+    return EmbeddingLSTM(dim, config.hidden, config.residual)
+
+
 def train_lstm(
     embeddings: np.ndarray,
     groups: list[np.ndarray],
@@ -100,8 +106,7 @@ def train_lstm(
     """
     inputs, targets = next_frame_windows(groups, config.l)
     E = torch.as_tensor(np.asarray(embeddings, np.float32), device=device)
-    torch.manual_seed(seed)
-    model = EmbeddingLSTM(E.shape[1], config.hidden, config.residual).to(device)
+    model = new_lstm(E.shape[1], config, seed).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=config.lr)
 
     def step_fn(step: int) -> dict[str, float]:
@@ -230,6 +235,12 @@ class InverterConfig:
     checkpoint_every: int = 100
 
 
+def new_generator(dim: int, image_size: int, channels: int, config: InverterConfig, seed: int = 0) -> Generator:
+    """The randomly initialised generator of ``config`` (seeded, on the CPU): the start of training."""
+    torch.manual_seed(seed)
+    return Generator(dim, image_size, channels, config.width)
+
+
 def train_inverter(
     encoder: VGGS,
     crops: np.ndarray,
@@ -247,8 +258,7 @@ def train_inverter(
     for p in encoder.parameters():
         p.requires_grad_(False)
     size, channels = crops.shape[1], crops.shape[3]
-    torch.manual_seed(seed)
-    G = Generator(encoder.dim, size, channels, config.width).to(device)
+    G = new_generator(encoder.dim, size, channels, config, seed).to(device)
     Dn = Discriminator(encoder.dim, size, channels, config.width).to(device)
     opt_g = torch.optim.Adam(G.parameters(), lr=config.lr, betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(Dn.parameters(), lr=config.lr, betas=(0.5, 0.999))

@@ -256,7 +256,8 @@ def match_subsequences(
 
     Entries are *global* frame indices of S' (within chunk ``i`` of :func:`split_target`) or ``-1``.
     With ``"dp"`` all chunks are solved in one batched call (short chunks are padded with columns dearer than
-    an outlier, which are never chosen); with ``"ilp"`` one exact ILP per chunk.
+    an outlier, which are never chosen), in numpy for a numpy ``D`` and in torch on ``D``'s device for a
+    tensor; with ``"ilp"`` one exact ILP per chunk.
     """
     if matcher not in MATCHERS:
         raise ValueError(f"unknown matcher {matcher!r}; expected one of {list(MATCHERS)}")
@@ -270,13 +271,16 @@ def match_subsequences(
         ]
         local = np.stack(out)
     else:
-        Dt = D if isinstance(D, torch.Tensor) else torch.from_numpy(np.asarray(D, np.float64))
-        _check_distances(Dt)
+        is_torch = isinstance(D, torch.Tensor)
+        D = D.to(torch.float64) if is_torch else np.asarray(D, np.float64)
+        _check_distances(D)
         # A padding column costing more than an outlier is never chosen: swapping it for the outlier state
         # lowers the unary term and cannot raise the pairwise terms (outlier transitions cost 0).
         width = int(np.diff(bounds).max())
-        padded = Dt.new_full((len(bounds) - 1, n, width), float(outlier_cost) + 1.0, dtype=torch.float64)
+        shape, pad = (len(bounds) - 1, n, width), float(outlier_cost) + 1.0
+        padded = D.new_full(shape, pad) if is_torch else np.full(shape, pad)
         for i, (a, b) in enumerate(zip(bounds[:-1], bounds[1:], strict=True)):
-            padded[i, :, : b - a] = Dt[:, a:b]
-        local = match_sequences_dp(padded, lam1, lam2, lam3, outlier_cost).cpu().numpy()
+            padded[i, :, : b - a] = D[:, a:b]
+        local = match_sequences_dp(padded, lam1, lam2, lam3, outlier_cost)  # numpy on the CPU, torch where D is
+        local = local.cpu().numpy() if is_torch else local
     return np.where(local < 0, -1, local + bounds[:-1, None])

@@ -9,7 +9,7 @@ frames go through shared copies of the backbone; a classifier on the concatenate
 
 - :func:`sample_order_tuples` -- balanced positive / negative frame triplets with their labels.
 - :class:`OrderClassifier` -- backbone + classifier over concatenated triplet embeddings.
-- :class:`ShuffleLearnConfig`, :func:`train_shuffle_learn` -- resumable training.
+- :class:`ShuffleLearnConfig`, :func:`new_order_classifier`, :func:`train_shuffle_learn` -- resumable training.
 - :func:`order_correct` -- per-tuple correctness of the classifier on held-out tuples: the check that the
   baseline learned its pretext task at all (chance is 0.5).
 """
@@ -92,6 +92,12 @@ class ShuffleLearnConfig:
     checkpoint_every: int = 25
 
 
+def new_order_classifier(config: ShuffleLearnConfig, channels: int = 3, seed: int = 0) -> OrderClassifier:
+    """The randomly initialised classifier of ``config`` (seeded, on the CPU): the start of training."""
+    torch.manual_seed(seed)
+    return OrderClassifier(vgg_s(channels, config.image_size, config.dim, config.width))
+
+
 def train_shuffle_learn(
     crops: np.ndarray,
     seq: np.ndarray,
@@ -109,8 +115,7 @@ def train_shuffle_learn(
     if crops.shape[1:3] != (config.image_size, config.image_size):
         raise ValueError(f"crops are {crops.shape[1:3]} px but config.image_size is {config.image_size}")
     groups = sequence_groups(seq)
-    torch.manual_seed(seed)
-    model = OrderClassifier(vgg_s(crops.shape[3], config.image_size, config.dim, config.width)).to(device)
+    model = new_order_classifier(config, crops.shape[3], seed).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
 
     def step_fn(step: int) -> dict[str, float]:

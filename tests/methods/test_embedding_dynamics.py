@@ -3,8 +3,8 @@ import pytest
 import torch
 
 from lib.methods.embedding_dynamics import (
-    InverterConfig,
     EmbeddingLSTM,
+    InverterConfig,
     LSTMConfig,
     copy_last,
     interpolate_embeddings,

@@ -3,10 +3,11 @@ import pytest
 
 from lib.images import hog_features
 from lib.methods.hog_lda import (
+    background_statistics,
     fit_full_covariance_hog_lda,
-    fit_stationary_hog_lda,
     lda_whitening,
     random_windows,
+    stationary_hog_lda,
     stationary_statistics,
     window_covariance,
 )
@@ -92,17 +93,23 @@ def test_lda_whitening_clips_negative_eigenvalues_and_adds_a_relative_ridge():
 
 def test_stationary_hog_lda_whitens_the_assembled_window_covariance():
     rng = np.random.default_rng(0)
-    frames = rng.integers(0, 256, size=(6, 48, 48, 3), dtype=np.uint8)
-    lda = fit_stationary_hog_lda(frames, sizes=(64, 80), window=(7, 7), ridge=0.1)
-    assert lda.mean.shape == (1764,) and lda.whitening.shape == (1764, 1764)
+    frames = rng.integers(0, 256, size=(6, 40, 40, 3), dtype=np.uint8)
+    mean, sigma = background_statistics(frames, sizes=(32, 48), window=(3, 3))  # 32 px crops: 3 x 3 blocks
+    assert mean.shape == (36,) and sigma.shape == (5, 5, 36, 36)
+    lda = stationary_hog_lda(mean, sigma, (3, 3), ridge=0.1)
+    assert lda.mean.shape == (324,) and lda.whitening.shape == (324, 324)
     np.testing.assert_allclose(lda.mean[:36], lda.mean[36:72])  # one mean cell, tiled over the window
     np.testing.assert_allclose(lda.whitening, lda.whitening.T, atol=1e-10)
-    crops = rng.integers(0, 256, size=(3, 64, 64, 3), dtype=np.uint8)
+    cov = window_covariance(sigma, (3, 3))
+    evals, evecs = np.linalg.eigh(cov)
+    cov_ridge = (evecs * np.maximum(evals, 0)) @ evecs.T + 0.1 * np.trace(cov) / 324 * np.eye(324)
+    np.testing.assert_allclose(lda.whitening @ cov_ridge @ lda.whitening, np.eye(324), atol=1e-6)
+    crops = rng.integers(0, 256, size=(3, 32, 32, 3), dtype=np.uint8)
     z = lda.transform(crops)
     np.testing.assert_allclose(np.linalg.norm(z, axis=1), 1, atol=1e-5)
     np.testing.assert_allclose(z, lda.apply(hog_features(crops)), atol=1e-6)
     with pytest.raises(ValueError, match="blocks"):
-        fit_stationary_hog_lda(frames, sizes=(48,), window=(7, 7))
+        background_statistics(frames, sizes=(24,), window=(3, 3))
 
 
 def test_full_covariance_hog_lda_whitening_is_inverse_sqrt_of_window_covariance():

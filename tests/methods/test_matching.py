@@ -102,6 +102,8 @@ def test_subsequences_cover_target_and_are_optimal_per_chunk():
         assert ((pis[i] == -1) | ((pis[i] >= a) & (pis[i] < b))).all()
         assert matching_energy(local, D[:, a:b], *costs) == pytest.approx(brute_force_min(D[:, a:b], *costs))
     np.testing.assert_array_equal(match_subsequences(D, *costs, chunk=4, matcher="ilp"), pis)
+    # the batched DP runs in torch for a tensor (on its device) and in numpy otherwise: same matchings
+    np.testing.assert_array_equal(match_subsequences(torch.from_numpy(D), *costs, chunk=4), pis)
 
 
 @pytest.mark.parametrize("solver", [match_sequences_dp, match_sequences_ilp])
