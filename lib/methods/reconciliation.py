@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from lib.evaluation.metrics import pose_distance, squared_distances
+from lib.evaluation.metrics import normalise_pose, squared_distances
 from lib.images import images_to_tensor, random_affine
 from lib.methods.matching import MATCHERS, match_subsequences, split_target
 from lib.nets.vgg import VGGS, embed_images, vgg_s
@@ -154,8 +154,9 @@ def triplet_correct(triplets: np.ndarray, joints: np.ndarray) -> np.ndarray:
     triplets = np.asarray(triplets)
     if triplets.ndim != 2 or triplets.shape[1] != 3:
         raise ValueError(f"triplets must be a (T, 3) index array, got shape {triplets.shape}")
-    a, p, n = (joints[triplets[:, i]] for i in range(3))
-    return np.diagonal(pose_distance(a, p)) < np.diagonal(pose_distance(a, n))
+    a, p, n = (normalise_pose(joints[triplets[:, i]]) for i in range(3))
+    # pose_distance of each (anchor, positive) and (anchor, negative) pair, without the (T, T) matrices
+    return np.linalg.norm(a - p, axis=-1).mean(-1) < np.linalg.norm(a - n, axis=-1).mean(-1)
 
 
 def correspondence_errors(D: np.ndarray, matchings: np.ndarray, pose_dist: np.ndarray, chunk: int) -> dict[str, float]:

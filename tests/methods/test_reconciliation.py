@@ -97,6 +97,8 @@ def test_triplet_correct_hand_made_poses():
     np.testing.assert_array_equal(triplet_correct(triplets, joints), [True, False, False, True, False])
     d = pose_distance(joints, joints)
     assert d[2, 3] < d[2, 4]  # the closest call above, by the metric itself
+    t = np.random.default_rng(0).integers(0, 5, size=(40, 3))  # any triplets: exactly the metric's verdict
+    np.testing.assert_array_equal(triplet_correct(t, joints), d[t[:, 0], t[:, 1]] < d[t[:, 0], t[:, 2]])
     assert triplet_correct(np.zeros((0, 3), int), joints).shape == (0,)
     with pytest.raises(ValueError, match="triplets"):
         triplet_correct(np.zeros((2, 2), int), joints)
