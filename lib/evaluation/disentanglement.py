@@ -13,9 +13,10 @@ from scipy.optimize import linear_sum_assignment
 from sklearn.cluster import KMeans
 
 
-def cluster_accuracy(labels: np.ndarray, clusters: np.ndarray) -> float:
+def cluster_accuracy(labels: np.ndarray, clusters: np.ndarray, per_item: bool = False) -> float | np.ndarray:
     """Share of items whose cluster maps to their label under the best one-to-one mapping of cluster ids to
-    labels (unmatched clusters count as wrong). ``labels``, ``clusters``: ``(N,)`` integer-like."""
+    labels (unmatched clusters count as wrong). ``labels``, ``clusters``: ``(N,)`` integer-like. With
+    ``per_item``, the ``(N,)`` bool array of the items counted right instead (its mean is the accuracy)."""
     labels, clusters = np.asarray(labels), np.asarray(clusters)
     if labels.shape != clusters.shape or labels.ndim != 1 or len(labels) == 0:
         raise ValueError(
@@ -26,7 +27,10 @@ def cluster_accuracy(labels: np.ndarray, clusters: np.ndarray) -> float:
     counts = np.zeros((len(clu), len(lab)), np.int64)
     np.add.at(counts, (ci, li), 1)
     rows, cols = linear_sum_assignment(counts, maximize=True)
-    return float(counts[rows, cols].sum() / len(labels))
+    label_of_cluster = np.full(len(clu), -1)
+    label_of_cluster[rows] = cols
+    correct = label_of_cluster[ci] == li
+    return correct if per_item else float(correct.mean())
 
 
 def kmeans_identity_accuracy(
@@ -34,7 +38,8 @@ def kmeans_identity_accuracy(
 ) -> dict[str, float | int | np.ndarray]:
     """KMeans on ``codes`` ``(N, D)`` (standardised per dimension) with ``k`` clusters (default: the number of
     distinct ``subjects``); returns ``accuracy`` (:func:`cluster_accuracy`), ``chance`` (the largest subject's share:
-    every item in one cluster), ``k`` and the ``clusters`` (N,)."""
+    every item in one cluster), ``k``, the ``clusters`` (N,) and ``correct`` (N,) (:func:`cluster_accuracy`
+    per item)."""
     codes, subjects = np.asarray(codes, np.float64), np.asarray(subjects)
     k = len(np.unique(subjects)) if k is None else k
     if codes.ndim != 2 or len(codes) != len(subjects):
@@ -44,4 +49,5 @@ def kmeans_identity_accuracy(
     z = (codes - codes.mean(0)) / np.maximum(codes.std(0), 1e-12)
     clusters = KMeans(n_clusters=k, n_init=10, random_state=seed).fit_predict(z)
     chance = float(np.unique(subjects, return_counts=True)[1].max() / len(subjects))
-    return {"accuracy": cluster_accuracy(subjects, clusters), "chance": chance, "k": k, "clusters": clusters}
+    correct = cluster_accuracy(subjects, clusters, per_item=True)
+    return {"accuracy": float(correct.mean()), "chance": chance, "k": k, "clusters": clusters, "correct": correct}

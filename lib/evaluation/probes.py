@@ -94,6 +94,22 @@ def root_relative(poses: np.ndarray, root: int = 0) -> np.ndarray:
     return poses - poses[:, root : root + 1]
 
 
+def labelled_frames(n: int, fraction: float, subsample: str = "random", seed: int = 0) -> np.ndarray:
+    """The sorted indices of the labelled frames among ``n``: ``"random"``, a random ``round(fraction * n)`` of
+    them (at least 2), or ``"uniform"``, every K-th frame with ``K = round(1 / fraction)`` capped at ``n // 2``
+    (so at least 2 are kept), as Honari et al. sub-sample their training videos."""
+    if not 0 < fraction <= 1:
+        raise ValueError(f"fraction must be in (0, 1], got {fraction}")
+    if subsample not in SUBSAMPLING:
+        raise ValueError(f"subsample must be one of {SUBSAMPLING}, got {subsample!r}")
+    if n < 2:
+        raise ValueError(f"a probe needs at least 2 labelled frames, got {n}")
+    if subsample == "uniform":
+        return np.arange(0, n, min(max(1, round(1 / fraction)), n // 2))
+    rng = np.random.default_rng(seed)
+    return np.sort(rng.choice(n, max(2, int(round(fraction * n))), replace=False))
+
+
 def train_pose_probe(
     features: np.ndarray,
     poses: np.ndarray,
@@ -109,9 +125,8 @@ def train_pose_probe(
 ) -> PoseProbe:
     """Fit a probe on a ``fraction`` of the labelled frames (at least 2 frames).
 
-    ``subsample``: ``"random"`` (a random subset of ``round(fraction * N)`` frames) or ``"uniform"`` (every
-    K-th frame, ``K = round(1 / fraction)``, as Honari et al. sub-sample their training videos; pass the
-    frames in video and time order; K is capped at ``N // 2`` so that two frames are kept).
+    ``subsample``: which frames are labelled (:func:`labelled_frames`): ``"random"`` or ``"uniform"`` (every
+    K-th frame; pass the frames in video and time order).
 
     ``features`` ``(N, D)`` frozen features; ``poses`` ``(N, J, 3)`` root-relative targets (mm, see
     :func:`root_relative`). Features are standardised with the labelled frames' statistics (standard
@@ -122,19 +137,9 @@ def train_pose_probe(
     features, poses = np.asarray(features, np.float32), np.asarray(poses, np.float32)
     if features.ndim != 2 or poses.ndim != 3 or poses.shape[2] != 3 or len(features) != len(poses):
         raise ValueError(f"expected features (N, D) and poses (N, J, 3), got {features.shape} and {poses.shape}")
-    if not 0 < fraction <= 1:
-        raise ValueError(f"fraction must be in (0, 1], got {fraction}")
     if epochs < 1:
         raise ValueError(f"epochs must be >= 1, got {epochs}")
-    if subsample not in SUBSAMPLING:
-        raise ValueError(f"subsample must be one of {SUBSAMPLING}, got {subsample!r}")
-    if len(features) < 2:
-        raise ValueError(f"a probe needs at least 2 labelled frames, got {len(features)}")
-    rng = np.random.default_rng(seed)
-    if subsample == "uniform":
-        sel = np.arange(0, len(features), min(max(1, round(1 / fraction)), len(features) // 2))
-    else:
-        sel = np.sort(rng.choice(len(features), max(2, int(round(fraction * len(features)))), replace=False))
+    sel = labelled_frames(len(features), fraction, subsample, seed)
     n = len(sel)
     x, y = features[sel], poses[sel].reshape(n, -1) / 1000.0
     mean, std = x.mean(0), x.std(0)

@@ -23,6 +23,7 @@ frame distance. On divers, the gravity losses of Sec. 3.2 pre-train the detector
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -338,9 +339,9 @@ class TemporalRepConfig:
 # the sizes of each profile (the paper's are in the notebook's profile table); every row gets the same
 PROFILE_SIZES: dict[str, dict[str, Any]] = {
     "smoke": dict(crop_size=32, detector_size=32, width=8, feature_width=8, tv_dim=64, ti_dim=16, batch=4,
-                  steps=100, lr=1e-3),
+                  steps=60, lr=1e-3),
     "full": dict(crop_size=64, detector_size=32, width=32, feature_width=32, tv_dim=256, ti_dim=64, batch=8,
-                 steps=2000, lr=1e-3),
+                 steps=300, lr=1e-3),
 }  # fmt: skip
 
 # the rows of Table 5 and Table 1's single-view CSS (same architecture and capacity; only the losses differ)
@@ -451,6 +452,14 @@ class VideoFrames:
     @property
     def image_size(self) -> tuple[int, int]:
         return self.frames.shape[1], self.frames.shape[2]
+
+    def digest(self) -> str:
+        """A short hash of the shapes, the videos, the backgrounds and every 64th frame: a checkpoint trained
+        on other data (another background, world or split) is never resumed."""
+        h = hashlib.sha256(str((self.frames.shape, self.backgrounds.shape)).encode())
+        for a in (self.seq, self.backgrounds, self.frames[::64]):
+            h.update(np.ascontiguousarray(a).tobytes())
+        return h.hexdigest()[:16]
 
 
 def video_frames(
@@ -610,16 +619,16 @@ def train_temporal_rep(
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        logs = {"loss": float(loss.detach()), "stage": float(stage == "track")}
-        for name in ("pixel", "feature", "reconst", "dsl", "css", "track"):
-            logs[name] = float(terms[name].detach().mean()) if name in terms else 0.0
-        logs["prior"] = float(terms["prior"].detach())
+        zero = loss.new_zeros(())
+        names = ("loss", "pixel", "feature", "reconst", "dsl", "css", "track", "prior")
+        values = [loss] + [terms[n].mean() if n in terms else zero for n in names[1:]]
+        logs = dict(zip(names, torch.stack(values).detach().cpu().tolist(), strict=True))  # one device sync
+        logs["stage"] = float(stage == "track")
         if data.boxes is not None and c.crop == "stn":
             logs["iou"] = float(box_iou(box_to_pixels(terms["box"], size), data.boxes[tuples.reshape(-1)]).mean())
         return logs
 
-    meta = {"config": dataclasses.asdict(c), "seed": seed, "frames": list(data.frames.shape),
-            "videos": len(data.backgrounds)}  # fmt: skip
+    meta = {"config": dataclasses.asdict(c), "seed": seed, "data": data.digest()}
     history = resumable_training({"model": model, "opt": opt}, c.steps, step, checkpoint_dir, meta,
                                  every=max(1, c.steps // 4), progress=progress)  # fmt: skip
     model.eval()

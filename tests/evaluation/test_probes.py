@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from lib.evaluation.metrics import mpjpe, n_mpjpe, p_mpjpe
-from lib.evaluation.probes import per_pose_errors, train_pose_probe
+from lib.evaluation.probes import labelled_frames, per_pose_errors, train_pose_probe
 
 
 def test_uniform_subsampling_takes_every_kth_frame():
@@ -32,3 +32,13 @@ def test_per_pose_errors_average_to_the_metrics():
         assert errs[name].mean() == pytest.approx(fn(pred, gt))
     with pytest.raises(ValueError, match="unknown metrics"):
         per_pose_errors(pred, gt, ("pck",))
+
+
+def test_labelled_frames():
+    np.testing.assert_array_equal(labelled_frames(10, 0.25, "uniform"), [0, 4, 8])
+    np.testing.assert_array_equal(labelled_frames(10, 0.01, "uniform"), [0, 5])  # K capped at n // 2
+    r = labelled_frames(100, 0.1, "random", seed=3)
+    assert len(r) == 10 and (np.diff(r) > 0).all()
+    np.testing.assert_array_equal(r, labelled_frames(100, 0.1, "random", seed=3))
+    with pytest.raises(ValueError, match="fraction"):
+        labelled_frames(10, 1.5)
