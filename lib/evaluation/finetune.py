@@ -8,6 +8,7 @@ x (plain + mirrored) = 250 samples whose softmax outputs are averaged.
 
 - :class:`Classifier`, :class:`ClassifierConfig`, :func:`init_classifier`, :func:`train_classifier` --
   resumable training of the whole network or of the two new layers only (``freeze_backbone``).
+- :func:`make_optimizer` -- SGD with momentum or Adam (shared with the pretext trainings).
 - :func:`crop_batch` -- square windows of a batch of image tensors (also the pretext sampler's crops).
 - :func:`ten_crops` -- the 4 corners and the centre, plain and mirrored.
 - :func:`video_predictions` -- the averaged class probabilities of each video (or still image).
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,11 +62,26 @@ class ClassifierConfig:
     momentum: float = 0.9
     weight_decay: float = 5e-4
     freeze_backbone: bool = False  # train only the two new layers ("last 2 layers")
+    optimizer: str = "sgd"  # "sgd" (with momentum) or "adam"
     checkpoint_every: int = 50
 
     @property
     def total_steps(self) -> int:
         return self.steps + self.low_lr_steps
+
+
+OPTIMIZERS = ("sgd", "adam")
+
+
+def make_optimizer(
+    name: str, params: Iterable[nn.Parameter], lr: float, momentum: float, weight_decay: float
+) -> torch.optim.Optimizer:
+    """``"sgd"`` (with ``momentum``) or ``"adam"`` (``momentum`` unused) over ``params``."""
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
+    if name == "adam":
+        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+    raise ValueError(f"unknown optimizer {name!r}; expected one of {list(OPTIMIZERS)}")
 
 
 def init_classifier(backbone: VGGS, n_classes: int, config: ClassifierConfig, seed: int) -> Classifier:
@@ -106,7 +122,7 @@ def train_classifier(
     if config.freeze_backbone:
         model.backbone.requires_grad_(False)
     params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+    opt = make_optimizer(config.optimizer, params, config.lr, config.momentum, config.weight_decay)
     x_all = images_to_tensor(images, device)
     y_all = torch.as_tensor(labels, device=device)
 

@@ -15,7 +15,8 @@ per positive). The appearance network's fc6 is the learned pose feature.
   positives, ``n_neg`` B negatives from the same B encodings).
 - :class:`PoseFromActionConfig`, :func:`init_pose_from_action`, :func:`train_pose_from_action` -- resumable
   training (SGD with momentum, a lower learning rate for the last steps).
-- :func:`make_surrogate_test`, :func:`triplet_probabilities` -- held-out surrogate accuracy, with standard
+- :func:`make_surrogate_test`, :func:`triplet_probabilities`, :func:`surrogate_probabilities` -- held-out
+  surrogate accuracy, with standard
   or *location-matched* negatives (another video of the same activity, cropped so that its person sits
   where the anchor's does).
 """
@@ -32,7 +33,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from lib.evaluation.finetune import crop_batch
+from lib.evaluation.finetune import crop_batch, make_optimizer
 from lib.flow import flip_flow_block, reverse_flow_block, stack_flow_maps
 from lib.images import images_to_tensor
 from lib.nets.vgg import VGGS, vgg_m
@@ -182,6 +183,7 @@ class PoseFromActionConfig:
     weight_decay: float = 5e-4
     flip: bool = True
     reverse: bool = True
+    optimizer: str = "sgd"  # "sgd" (with momentum, the paper) or "adam" (lr and low_lr as given)
     checkpoint_every: int = 50
 
     @property
@@ -229,7 +231,7 @@ def train_pose_from_action(
     c, H, W = config.crop, frames.shape[1], frames.shape[2]
     random_windows(1, H, W, c, np.random.default_rng(0))  # fails early on a window larger than the frame
     net = init_pose_from_action(config, seed, device)
-    opt = torch.optim.SGD(net.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+    opt = make_optimizer(config.optimizer, net.parameters(), config.lr, config.momentum, config.weight_decay)
     images = images_to_tensor(frames, device)  # (N, 3, H, W) in [-1, 1]
     flow_t = torch.as_tensor(np.asarray(flows), device=device)
 
@@ -391,9 +393,15 @@ def triplet_probabilities(
     return np.concatenate(out) if out else np.zeros(0, np.float32)
 
 
-def surrogate_correct(net: PoseFromActionNet, frames: np.ndarray, flows: np.ndarray, test: SurrogateTest) -> np.ndarray:
-    """Per held-out triplet ``(n (1 + n_neg),)`` bool: classified right (probability above 1/2 exactly for
-    the positives)."""
-    anchors, windows, blocks, bwin, labels = test.triplets()
+def surrogate_probabilities(
+    net: PoseFromActionNet, frames: np.ndarray, flows: np.ndarray, test: SurrogateTest
+) -> np.ndarray:
+    """P(belongs) ``(n, 1 + n_neg)`` of each held-out anchor's positive (column 0) and negatives.
+
+    Triplet accuracy (the paper's number, chance 2/3 by always saying "no") is ``(p > 0.5) == label``;
+    the positive ranked above all of its anchor's negatives (chance ``1 / (1 + n_neg)``) is
+    ``p[:, 0] > p[:, 1:].max(1)``.
+    """
+    anchors, windows, blocks, bwin, _ = test.triplets()
     p = triplet_probabilities(net, frames, flows, anchors, windows, blocks, bwin)
-    return (p > 0.5) == (labels == 1)
+    return p.reshape(len(test.anchors), -1)

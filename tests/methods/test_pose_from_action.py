@@ -20,7 +20,7 @@ from lib.methods.pose_from_action import (
     pretext_sequences,
     random_windows,
     sample_frame_pairs,
-    surrogate_correct,
+    surrogate_probabilities,
     train_pose_from_action,
 )
 from lib.training import sequence_groups
@@ -148,7 +148,8 @@ def test_training_resumes_bit_identically_and_checks_inputs(tmp_path):
     assert hist == ref_hist and hist["lr"] == [0.01, 0.01, 0.001]
     assert set(hist) == {"loss", "acc", "pos_acc", "neg_acc", "lr"}
     test = make_surrogate_test(seq, 5, (40, 40), 32, delta=4)
-    assert surrogate_correct(ref, frames, flows, test).shape == (15,)
+    p = surrogate_probabilities(ref, frames, flows, test)
+    assert p.shape == (5, 3) and ((p >= 0) & (p <= 1)).all()
     with pytest.raises(ValueError, match="flows must be"):
         train_pose_from_action(frames, flows[..., :1], seq, cfg)
     with pytest.raises(ValueError, match="not contiguous"):
