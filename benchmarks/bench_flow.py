@@ -28,7 +28,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from lib.flow import COURSE_TVL1, OPENCV_DEFAULT_TVL1, sequence_flows  # noqa: E402
-from lib.methods.pose_from_action import PoseFromActionConfig, smoke_sequences, train_pose_from_action  # noqa: E402
+from lib.methods.pose_from_action import PoseFromActionConfig, pretext_sequences, train_pose_from_action  # noqa: E402
 from lib.world.flow_cache import joint_flow_errors, world_flows  # noqa: E402
 from lib.world.synth import make_world, world_config  # noqa: E402
 
@@ -84,7 +84,8 @@ def main() -> None:
         per_pair[label] = c_ms
         per_pair[f"{label}_up"] = res.get("course at 64, upsampled", (c_ms,))[0]
 
-    seqs = smoke_sequences(smoke, seed=0)
+    # the notebook's smoke selection: 2 train sequences per activity, 1 val sequence per activity
+    seqs = np.concatenate([pretext_sequences(smoke, "train", 2, 0), pretext_sequences(smoke, "val", 1, 0)])
     n_pairs = sum(len(smoke.sequence_frames(int(s))) - 1 for s in seqs)
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
@@ -96,28 +97,26 @@ def main() -> None:
     )
     full = world_config("full")
     n_seq = full["sequences_per_activity"] * len(smoke.activity_names)
-    share = full["split_fractions"][0] + full["split_fractions"][1]
-    full_pairs = int(n_seq * share * (full["seq_len"] - 1))
+    # the notebook's full selection: every train sequence (about the train share) + 3 val sequences per activity
+    n_used = n_seq * full["split_fractions"][0] / sum(full["split_fractions"]) + 3 * len(smoke.activity_names)
+    full_pairs = int(n_used * (full["seq_len"] - 1))
     for label, ms in (("128 px", per_pair["128"]), ("64 px, upsampled to 128", per_pair["128_up"])):
-        print(
-            f"full world train + val (~{full_pairs} pairs) at {label}: projected {full_pairs * ms / 1e3 / args.cores:.0f} s "
-            f"on {args.cores} cores (this machine's per-pair time)"
+        projected = full_pairs * ms / 1e3 / args.cores
+        print(f"full world, train + val (~{full_pairs} pairs) at {label}: {projected:.0f} s on {args.cores} cores")
+
+    fc = world_flows(smoke, pretext_sequences(smoke, "train", 2, 0), COURSE_TVL1, workers=args.workers)
+    for variant in ("vgg_s", "vgg_m"):
+        cfg = PoseFromActionConfig(
+            steps=30, low_lr_steps=0, batch=16, crop=56, width=16, variant=variant, optimizer="adam"
         )
-
-    from lib.flow import many_sequence_flows  # noqa: F401 -- imported above for the cache; keep ruff quiet
-
-    train = smoke.split_indices("train")
-    fc = world_flows(smoke, smoke.split_sequences("train")[:6], COURSE_TVL1, workers=args.workers)
-    rows = fc.index
-    cfg = PoseFromActionConfig(steps=20, low_lr_steps=0, batch=16, crop=56, width=16, fc6=256)
-    t0 = time.perf_counter()
-    train_pose_from_action(smoke.frames[rows], fc.flows, smoke.seq[rows], cfg, seed=0)
-    dt = time.perf_counter() - t0
-    print(
-        f"pretext training at the smoke size (batch {cfg.batch} x 3 triplets, one thread): "
-        f"{cfg.steps * cfg.batch * 3 / dt:.0f} triplets/s ({dt / cfg.steps * 1e3:.0f} ms/step); "
-        f"{len(train)} train frames"
-    )
+        train_pose_from_action(smoke.frames[fc.index], fc.flows, smoke.seq[fc.index], cfg, seed=0)  # warm-up
+        t0 = time.perf_counter()
+        train_pose_from_action(smoke.frames[fc.index], fc.flows, smoke.seq[fc.index], cfg, seed=1)
+        dt = time.perf_counter() - t0
+        print(
+            f"pretext training at the smoke size ({variant}, batch {cfg.batch} x 3 triplets, one thread): "
+            f"{cfg.steps * cfg.batch * 3 / dt:.0f} triplets/s ({dt / cfg.steps * 1e3:.0f} ms/step)"
+        )
 
 
 if __name__ == "__main__":

@@ -36,7 +36,7 @@ from torch.nn import functional as F
 from lib.evaluation.finetune import crop_batch, make_optimizer
 from lib.flow import flip_flow_block, reverse_flow_block, stack_flow_maps
 from lib.images import images_to_tensor
-from lib.nets.vgg import VGGS, vgg_m
+from lib.nets.vgg import VGGS
 from lib.training import resumable_training, sequence_groups, step_generators
 
 DELTA = 12
@@ -133,13 +133,13 @@ def augment_triplets(
 
 
 class PoseFromActionNet(nn.Module):
-    """Appearance ConvNet (3 channels) and Motion ConvNet (``2 delta`` channels), VGG-M to fc6, and the
-    fusion head: concatenated ``[A(t), A(t + delta), T(block)]`` -> FC fc6 -> ReLU -> FC 2."""
+    """Appearance ConvNet (3 channels) and Motion ConvNet (``2 delta`` channels), VGG-M (or ``variant``) to
+    fc6, and the fusion head: concatenated ``[A(t), A(t + delta), T(block)]`` -> FC fc6 -> ReLU -> FC 2."""
 
-    def __init__(self, crop: int, width: int, delta: int = DELTA):
+    def __init__(self, crop: int, width: int, delta: int = DELTA, variant: str = "vgg_m"):
         super().__init__()
-        self.appearance: VGGS = vgg_m(3, crop, width)
-        self.motion: VGGS = vgg_m(2 * delta, crop, width)
+        self.appearance = VGGS(3, crop, width=width, variant=variant)
+        self.motion = VGGS(2 * delta, crop, width=width, variant=variant)
         d = self.appearance.n_fc6
         self.head = nn.Sequential(nn.Linear(3 * d, d), nn.ReLU(True), nn.Linear(d, 2))
 
@@ -177,6 +177,7 @@ class PoseFromActionConfig:
     delta: int = DELTA
     crop: int = 56  # window side = network input, pixels
     width: int = 16  # conv1 channels; fc6 has 16 x width
+    variant: str = "vgg_m"  # lib.nets.vgg variant of both networks ("vgg_s": conv2 without stride)
     lr: float = 0.01
     low_lr: float = 0.001
     momentum: float = 0.9
@@ -194,7 +195,7 @@ class PoseFromActionConfig:
 def init_pose_from_action(config: PoseFromActionConfig, seed: int, device: str | torch.device = "cpu"):
     """The network at initialisation (the same weights :func:`train_pose_from_action` starts from)."""
     torch.manual_seed(seed)
-    return PoseFromActionNet(config.crop, config.width, config.delta).to(device)
+    return PoseFromActionNet(config.crop, config.width, config.delta, config.variant).to(device)
 
 
 def _check_inputs(frames: np.ndarray, flows: np.ndarray, seq: np.ndarray) -> None:

@@ -10,6 +10,7 @@ import torch
 from lib.evaluation.finetune import (
     ClassifierConfig,
     init_classifier,
+    make_optimizer,
     ten_crops,
     train_classifier,
     video_predictions,
@@ -83,3 +84,13 @@ def test_classifier_rejects_bad_inputs():
         train_classifier(backbone, images, np.zeros(4, int), 3, ClassifierConfig(crop=30))
     with pytest.raises(ValueError, match="uint8"):
         train_classifier(backbone, images.astype(float), np.zeros(4, int), 3, ClassifierConfig(crop=32))
+
+
+def test_make_optimizer_kinds():
+    p = [torch.nn.Parameter(torch.zeros(2))]
+    sgd = make_optimizer("sgd", p, 0.1, 0.9, 1e-4)
+    assert isinstance(sgd, torch.optim.SGD) and sgd.param_groups[0]["momentum"] == 0.9
+    adam = make_optimizer("adam", p, 1e-3, 0.9, 0.0)
+    assert isinstance(adam, torch.optim.Adam) and adam.param_groups[0]["lr"] == 1e-3
+    with pytest.raises(ValueError, match="'sgd', 'adam'"):
+        make_optimizer("rmsprop", p, 0.1, 0.9, 0.0)

@@ -168,3 +168,11 @@ def test_pretext_sequences_per_activity():
     few = pretext_sequences(Seqs, "train", per_activity=2, seed=0)
     assert np.bincount(Seqs.seq_activity[few]).tolist() == [2, 2, 1, 2]
     np.testing.assert_array_equal(few, pretext_sequences(Seqs, "train", per_activity=2, seed=0))
+
+
+def test_network_variants_share_the_head_and_differ_in_conv2_stride():
+    for variant, stride in (("vgg_m", 16), ("vgg_s", 8)):
+        net = init_pose_from_action(PoseFromActionConfig(crop=32, width=4, delta=3, variant=variant), seed=0)
+        assert net.appearance.conv_stride == net.motion.conv_stride == stride
+        assert net.motion.in_channels == 6 and net.appearance.in_channels == 3
+        assert net.head[0].in_features == 3 * net.appearance.n_fc6
