@@ -22,7 +22,6 @@ from __future__ import annotations
 import dataclasses
 import multiprocessing
 import os
-import sys
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -138,9 +137,9 @@ def many_sequence_flows(
     """:func:`sequence_flows` of each uint8 ``(T_s, H, W, 3)`` sequence, as float16 ``(T_s - 1, H, W, 2)``.
 
     Runs in ``workers`` processes (default: the CPU count; 1 runs in this process), each with one OpenCV
-    thread. On Linux the workers are forked (they run OpenCV and numpy only, never torch, so a parent
-    holding torch or CUDA state is safe, and a script without a ``__main__`` guard works); elsewhere they
-    are spawned.
+    thread. The workers are spawned, never forked: a forked child can inherit a lock held by another thread
+    of the parent (torch's, or the pool's own feeder thread) and hang. So a script that calls this needs
+    the usual ``if __name__ == "__main__":`` guard; notebooks need nothing.
     """
     workers = (os.cpu_count() or 1) if workers is None else workers
     if workers < 1:
@@ -148,7 +147,7 @@ def many_sequence_flows(
     jobs = [(np.asarray(s), params.to_json(), size) for s in sequences]
     if workers == 1 or len(jobs) <= 1:
         return [_sequence_flows_job(j) for j in jobs]
-    ctx = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else "spawn")
+    ctx = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=ctx, initializer=_worker_init) as pool:
         return list(pool.map(_sequence_flows_job, jobs))
 
