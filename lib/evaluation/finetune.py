@@ -191,20 +191,32 @@ def video_predictions(
 ) -> np.ndarray:
     """Mean softmax ``(V, n_classes)`` of each uint8 video ``(T, H, W, 3)`` over ``n_frames`` uniformly
     spaced frames (all of them when ``T < n_frames``) x :func:`ten_crops`. A still image is a video of one
-    frame (10 samples)."""
+    frame (10 samples). Samples of several videos share a forward pass of up to about ``batch``."""
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
-    out = []
+    out: list[np.ndarray] = []
+    pending: list[np.ndarray] = []
+
+    def flush() -> None:
+        x = np.concatenate(pending)
+        probs = torch.cat(
+            [
+                torch.softmax(model(images_to_tensor(x[i : i + batch], device)), 1).float().cpu()
+                for i in range(0, len(x), batch)
+            ]
+        )
+        out.extend(chunk.mean(0).numpy() for chunk in torch.split(probs, [len(p) for p in pending]))
+        pending.clear()
+
     try:
         for video in videos:
             t = np.unique(np.round(np.linspace(0, len(video) - 1, min(n_frames, len(video)))).astype(int))
-            samples = ten_crops(video[t], crop).reshape(-1, crop, crop, video.shape[-1])
-            probs = [
-                torch.softmax(model(images_to_tensor(samples[i : i + batch], device)), 1).float().cpu()
-                for i in range(0, len(samples), batch)
-            ]
-            out.append(torch.cat(probs).mean(0).numpy())
+            pending.append(ten_crops(video[t], crop).reshape(-1, crop, crop, video.shape[-1]))
+            if sum(len(p) for p in pending) >= batch:
+                flush()
+        if pending:
+            flush()
     finally:
         model.train(was_training)
     return np.stack(out) if out else np.zeros((0, model.head[-1].out_features), np.float32)

@@ -50,6 +50,11 @@ def test_video_predictions_average_250_samples():
         ref_still = torch.softmax(model(images_to_tensor(ten_crops(still, 32)[0])), 1).mean(0).numpy()
     np.testing.assert_allclose(p[0], ref, atol=1e-5)
     np.testing.assert_allclose(p[1], ref_still, atol=1e-5)
+    mixed = [still, video[5:6], video, video[:7]]  # several videos share one forward pass
+    together = video_predictions(model, mixed, crop=32, n_frames=25, batch=500)
+    alone = np.concatenate([video_predictions(model, [v], crop=32, n_frames=25, batch=7) for v in mixed])
+    np.testing.assert_allclose(together, alone, atol=1e-5)
+    np.testing.assert_allclose(together[0], ref_still, atol=1e-5)
 
 
 def test_classifier_training_resumes_and_a_frozen_backbone_stays_put(tmp_path):
