@@ -1,6 +1,6 @@
 """The layers of ``lib`` and the one rule that keeps them readable: dependencies run one way.
 
-``runtime``, ``skeleton``, ``images``, ``training``, ``viz`` <- ``world``, ``data`` <- ``evaluation``,
+``runtime``, ``skeleton``, ``images``, ``flow``, ``training``, ``viz`` <- ``world``, ``data`` <- ``evaluation``,
 ``nets`` <- ``methods`` <- notebooks (and ``reproduce``, the runner). No module imports from a layer to
 its right; ``data`` never imports ``world`` or ``evaluation``; no module imports another module's private
 (underscore) names. Every import is read with ``ast``, so a violation names its file and line.
@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 LIB = Path(__file__).resolve().parent.parent / "lib"
-TOP = ("runtime", "skeleton", "images", "training", "viz")
+TOP = ("runtime", "skeleton", "images", "flow", "training", "viz")
 LAYER = {
     **{name: 0 for name in TOP},
     "world": 1,

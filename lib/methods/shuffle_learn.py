@@ -9,7 +9,8 @@ frames go through shared copies of the backbone; a classifier on the concatenate
 
 - :func:`sample_order_tuples` -- balanced positive / negative frame triplets with their labels.
 - :class:`OrderClassifier` -- backbone + classifier over concatenated triplet embeddings.
-- :class:`ShuffleLearnConfig`, :func:`new_order_classifier`, :func:`train_shuffle_learn` -- resumable training.
+- :class:`ShuffleLearnConfig`, :func:`new_order_classifier`, :func:`train_order_classifier` -- resumable
+  training of the classifier; :func:`train_shuffle_learn` -- the same, returning the backbone (the embedding).
 - :func:`order_correct` -- per-tuple correctness of the classifier on held-out tuples: the check that the
   baseline learned its pretext task at all (chance is 0.5).
 """
@@ -98,7 +99,7 @@ def new_order_classifier(config: ShuffleLearnConfig, channels: int = 3, seed: in
     return OrderClassifier(vgg_s(channels, config.image_size, config.dim, config.width))
 
 
-def train_shuffle_learn(
+def train_order_classifier(
     crops: np.ndarray,
     seq: np.ndarray,
     config: ShuffleLearnConfig = ShuffleLearnConfig(),
@@ -143,6 +144,20 @@ def train_shuffle_learn(
         progress=progress,
     )
     return model.eval(), history
+
+
+def train_shuffle_learn(
+    crops: np.ndarray,
+    seq: np.ndarray,
+    config: ShuffleLearnConfig = ShuffleLearnConfig(),
+    seed: int = 0,
+    device: str | torch.device = "cpu",
+    checkpoint_dir: str | Path | None = None,
+    progress: bool = False,
+) -> tuple[VGGS, dict[str, list[float]]]:
+    """:func:`train_order_classifier`, returning only its backbone (eval mode; the embedding) and history."""
+    model, history = train_order_classifier(crops, seq, config, seed, device, checkpoint_dir, progress)
+    return model.backbone.eval(), history
 
 
 @torch.no_grad()

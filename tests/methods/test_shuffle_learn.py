@@ -7,6 +7,7 @@ from lib.methods.shuffle_learn import (
     ShuffleLearnConfig,
     order_correct,
     sample_order_tuples,
+    train_order_classifier,
     train_shuffle_learn,
 )
 from lib.nets.vgg import vgg_s
@@ -37,14 +38,19 @@ def test_shuffle_learn_resume_reproduces_training(tmp_path):
     crops = rng.integers(0, 256, size=(24, 32, 32, 3), dtype=np.uint8)
     seq = np.repeat([0, 1], 12)
     cfg = ShuffleLearnConfig(steps=3, batch=4, image_size=32, dim=8, width=4, checkpoint_every=1)
-    ref, ref_hist = train_shuffle_learn(crops, seq, cfg, seed=1, checkpoint_dir=tmp_path / "a")
-    train_shuffle_learn(crops, seq, cfg, seed=1, checkpoint_dir=tmp_path / "b")
+    ref, ref_hist = train_order_classifier(crops, seq, cfg, seed=1, checkpoint_dir=tmp_path / "a")
+    train_order_classifier(crops, seq, cfg, seed=1, checkpoint_dir=tmp_path / "b")
     (tmp_path / "b" / "step_3.pt").unlink()
-    resumed, hist = train_shuffle_learn(crops, seq, cfg, seed=1, checkpoint_dir=tmp_path / "b")
+    resumed, hist = train_order_classifier(crops, seq, cfg, seed=1, checkpoint_dir=tmp_path / "b")
     for v, v2 in zip(ref.state_dict().values(), resumed.state_dict().values(), strict=True):
         torch.testing.assert_close(v, v2, rtol=0, atol=0)
     assert hist == ref_hist and len(hist["loss"]) == 3
     assert ref.backbone(torch.zeros(1, 3, 32, 32)).shape == (1, 8)
+    # train_shuffle_learn: the same training (here resumed from the finished checkpoint), its backbone only
+    backbone, hist_b = train_shuffle_learn(crops, seq, cfg, seed=1, checkpoint_dir=tmp_path / "a")
+    for v, v2 in zip(ref.backbone.state_dict().values(), backbone.state_dict().values(), strict=True):
+        torch.testing.assert_close(v, v2, rtol=0, atol=0)
+    assert hist_b == ref_hist
 
 
 def test_order_correct_compares_the_classifier_with_the_labels():
