@@ -404,6 +404,7 @@ def train_skip_pose(
 
     After each epoch the loss on ``val`` triplets is measured; at the end the model holds the weights of
     the epoch with the lowest validation loss (the paper chooses the number of epochs on a validation set).
+    A non-finite training loss stops training at the end of its epoch (:class:`lib.runtime.NonFiniteLossError`).
     With a ``checkpointer`` (``every`` counted in epochs) training resumes from its latest checkpoint.
     """
     if epochs < 1:
@@ -431,18 +432,18 @@ def train_skip_pose(
         torch.randperm(len(xt), generator=gen)
     for epoch in range(start, epochs):
         model.train()
-        total = 0.0
+        total = torch.zeros((), device=device)  # summed on the device: no host sync per step
         for b in _batches(len(xt), batch_size, gen):
             b = b.to(device)
             x, m = xt[b], mt[b]
             past, future = model(x[:, 1], m[:, 1])
             loss = skip_loss(past, future, x, m)
-            check_finite(epoch, skip_loss=loss)
             opt.zero_grad()
             loss.backward()
             opt.step()
-            total += float(loss.detach()) * len(b)
-        hist.train.append(total / len(xt))
+            total += loss.detach() * len(b)
+        check_finite(epoch + 1, skip_loss=total / len(xt))
+        hist.train.append(float(total) / len(xt))
         hist.val.append(_eval_loss(model, xv, mv, batch_size * 8))
         if hist.best_epoch == 0 or hist.val[-1] < hist.val[hist.best_epoch - 1]:
             hist.best_epoch = epoch + 1

@@ -25,7 +25,7 @@ from lib.methods.skip_pose import (
     triplet_losses,
     window_features,
 )
-from lib.runtime import Checkpointer
+from lib.runtime import Checkpointer, NonFiniteLossError
 
 
 def test_normalize_maps_first_pose_box_to_unit_square():
@@ -266,6 +266,10 @@ def test_training_lowers_validation_loss_and_resumes_identically(tmp_path):
         torch.testing.assert_close(a, b)
     with pytest.raises(ValueError, match="triplets"):
         train_skip_pose(model, (train[0][:, :, :1], train[1][:, :, :1]), val, epochs=1)
+    broken = train[0].copy()
+    broken[3, 2, 0, 0, 0] = np.nan  # a visible future keypoint: the loss is NaN
+    with pytest.raises(NonFiniteLossError, match="step 1"):
+        train_skip_pose(SkipPose(n_joints=3, chunk=2, hidden=4), (broken, train[1]), val, epochs=2, batch_size=16)
 
 
 def test_pca_features_keep_at_most_64_components():
