@@ -45,6 +45,8 @@ from lib.runtime import (
 NOTEBOOKS = REPO_ROOT / "notebooks"
 REPORTS = REPO_ROOT / "reports"
 CELL_TIMEOUT = {"smoke": 900, "full": 3600}  # seconds one cell may run before the notebook counts as failed
+# kernels log only errors: no "running over TCP without encryption" warning (they listen on localhost only)
+KERNEL_ARGS = ["--IPKernelApp.log_level=ERROR"]
 
 
 class ReproduceError(ValueError):
@@ -209,7 +211,7 @@ def run_notebook(
         with _quiet_kernels():
             papermill.execute_notebook(
                 str(path), str(tmp), parameters=params, cwd=str(path.parent), kernel_name=kernel,
-                progress_bar=False, execution_timeout=cell_timeout, extra_arguments=["--IPKernelApp.log_level=ERROR"],
+                progress_bar=False, execution_timeout=cell_timeout, extra_arguments=KERNEL_ARGS,
             )  # fmt: skip
     except Exception as e:  # PapermillExecutionError, a cell time-out, a dead kernel
         if tmp.exists():
@@ -225,6 +227,30 @@ def run_notebook(
     os.replace(tmp, final)
     failed.unlink(missing_ok=True)
     return RunResult(stem, True, "", time.perf_counter() - start)
+
+
+def refresh(selection: Sequence[str], notebooks_dir: Path = NOTEBOOKS) -> int:
+    """(Authors) execute the selected notebooks in place in the smoke profile on the CPU, so that the
+    committed outputs are a smoke run; 0 if all succeeded else 1."""
+    import papermill
+
+    os.environ["CUDA_VISIBLE_DEVICES"] = ""
+    failed = []
+    for path in select_notebooks(selection, list_notebooks(notebooks_dir)):
+        print(f"[refresh] {path.stem} ...", flush=True)
+        start = time.perf_counter()
+        try:
+            with _quiet_kernels():
+                papermill.execute_notebook(
+                    str(path), str(path), parameters={"profile": "smoke"}, cwd=str(path.parent),
+                    kernel_name="python3", progress_bar=False, extra_arguments=KERNEL_ARGS,
+                )  # fmt: skip
+        except Exception as e:  # the notebook keeps its partial outputs and the error
+            failed.append(path.stem)
+            print(f"[refresh] {path.stem}: FAILED {type(e).__name__}", flush=True)
+            continue
+        print(f"[refresh] {path.stem}: ok ({time.perf_counter() - start:.0f} s)", flush=True)
+    return 1 if failed else 0
 
 
 def load_claims(reports_dir: Path, stem: str) -> dict[str, Any] | str:
@@ -386,7 +412,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seeds", help="run each notebook once per seed: a range (0-4) or a list (1,3,5)")
     ap.add_argument("--record", action="store_true", help="record claims, tables and provenance in results/")
     ap.add_argument("--cell-timeout", type=int, help=f"seconds per cell (default by profile: {CELL_TIMEOUT})")
+    ap.add_argument("--in-place", action="store_true", help="(authors) execute in place in the smoke profile")
     args = ap.parse_args(argv)
+    if args.in_place:
+        try:
+            return refresh(args.notebooks)
+        except ReproduceError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
     params = {"profile": args.profile} | {k: parse_value(v) for k, v in args.param}
     try:
         if args.profile not in PROFILES:

@@ -158,3 +158,17 @@ def test_papermill_sees_every_parameter_of_every_course_notebook():
     for path in notebooks:
         seen = set(papermill.inspect_notebook(str(path)))
         assert seen == set(notebook_parameters(path)), f"{path.name}: papermill sees {sorted(seen)}"
+
+
+def test_refresh_executes_in_place_in_the_smoke_profile(course, monkeypatch):
+    from lib.reproduce import refresh
+
+    nbs, _ = course
+    (nbs.parent / "reports").mkdir()
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")  # refresh hides GPUs itself
+    assert refresh(["01"], nbs) == 0
+    nb = nbformat.read(nbs / "01_b.ipynb", as_version=4)
+    injected = next(c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", []))
+    assert 'profile = "smoke"' in injected.source
+    assert any("seed 0" in o.get("text", "") for c in nb.cells for o in c.get("outputs", []))
+    assert refresh(["02"], nbs) == 0 and nbformat.read(nbs / "00_a.ipynb", as_version=4).cells[1].outputs == []

@@ -29,19 +29,21 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from lib.evaluation.metrics import require_finite
+
 
 def dtw_similarity(sim: np.ndarray) -> tuple[float, np.ndarray]:
     """Best monotone alignment of a ``(Tq, Td)`` similarity map.
 
     Returns ``(score, path)``: ``score`` the maximal sum of ``sim`` along a path from ``(0, 0)`` to
     ``(Tq - 1, Td - 1)`` with steps ``(1, 0)``, ``(0, 1)``, ``(1, 1)``; ``path`` the ``(L, 2)`` int array of
-    the ``(i, j)`` cells on it, in order. Ties prefer the diagonal step, then ``(1, 0)``.
+    the ``(i, j)`` cells on it, in order. Ties prefer the diagonal step, then ``(1, 0)``. ``sim`` must be
+    finite.
     """
     sim = np.asarray(sim, dtype=np.float64)
     if sim.ndim != 2 or min(sim.shape) < 1:
         raise ValueError(f"expected a non-empty (Tq, Td) similarity map, got shape {sim.shape}")
-    if not np.isfinite(sim).all():
-        raise ValueError("the similarity map contains NaN or inf")
+    require_finite(sim, "sim", ("query frame", "dictionary frame"))
     tq, td = sim.shape
     acc = np.full((tq + 1, td + 1), -np.inf)
     acc[0, 0] = 0.0
@@ -142,12 +144,19 @@ def _as_tensors(seqs: Sequence[np.ndarray | torch.Tensor], name: str, device: to
         t = torch.as_tensor(x, device=device, dtype=torch.float32)
         if t.ndim != 2 or t.shape[0] < 1:
             raise ValueError(f"{name}[{k}] must be a non-empty (T, d) feature array, got shape {tuple(t.shape)}")
+        require_finite(t, f"{name}[{k}]", ("frame", "feature"), "in float32")
         out.append(t)
     if not out:
         raise ValueError(f"{name} is empty; expected a list of (T, d) feature arrays")
     if len({t.shape[1] for t in out}) != 1:
         raise ValueError(f"{name} mixes feature sizes {sorted({t.shape[1] for t in out})}")
     return out
+
+
+def _unit_rows(t: torch.Tensor) -> torch.Tensor:
+    """Rows scaled to unit length (a zero row stays zero), first divided by their largest magnitude so
+    that the float32 norm cannot overflow."""
+    return torch.nn.functional.normalize(t / t.abs().amax(1, keepdim=True).clamp_min(torch.finfo(t.dtype).tiny), dim=1)
 
 
 def _chunks(lengths: np.ndarray, frames_per_chunk: int, spread: float = 1.25) -> list[np.ndarray]:
@@ -178,13 +187,15 @@ def dtw_scores(
 ) -> np.ndarray:
     """DTW scores of every query against every dictionary sequence: ``(n_q, n_d)`` float64, larger = closer.
 
-    ``query_feats[i]`` is ``(Tq_i, d)``, ``dict_feats[j]`` is ``(Td_j, d)`` (numpy or torch). The map of a pair
-    is the cosine similarity of their frames (dot product if ``cosine`` is False); each score equals
-    ``dtw_similarity(map)[0]`` (``mode="similarity"``, Eq. 7) or ``dtw_cost(map)[0]`` (``mode="cost"``, the mean
-    similarity along the least-cost path). Sequences are sorted by length and grouped so that padding stays small; each
-    group pair is one batched anti-diagonal wavefront (see :func:`_dtw_wavefront`) in float32 on ``device``
-    (default: where the first query lives). ``frames_per_chunk`` bounds a group's ``count x max length``,
-    so a group pair's map holds at most ``frames_per_chunk ** 2`` floats.
+    ``query_feats[i]`` is ``(Tq_i, d)``, ``dict_feats[j]`` is ``(Td_j, d)`` (numpy or torch), finite in float32.
+    The map of a pair is the cosine similarity of their frames (a zero frame has similarity 0 with any
+    frame), or their dot product if ``cosine`` is False; each score equals ``dtw_similarity(map)[0]``
+    (``mode="similarity"``, Eq. 7) or ``dtw_cost(map)[0]`` (``mode="cost"``, the mean similarity along the
+    least-cost path), and a score that overflows float32 is an error. Sequences are sorted by length and
+    grouped so that padding stays small; each group pair is one batched anti-diagonal wavefront (see
+    :func:`_dtw_wavefront`) in float32 on ``device`` (default: where the first query lives).
+    ``frames_per_chunk`` bounds a group's ``count x max length``, so a group pair's map holds at most
+    ``frames_per_chunk ** 2`` floats.
     """
     if frames_per_chunk < 1:
         raise ValueError(f"frames_per_chunk must be >= 1, got {frames_per_chunk}")
@@ -199,8 +210,7 @@ def dtw_scores(
     if q[0].shape[1] != d[0].shape[1]:
         raise ValueError(f"query features are {q[0].shape[1]}-d but dictionary features {d[0].shape[1]}-d")
     if cosine:
-        q = [torch.nn.functional.normalize(t, dim=1) for t in q]
-        d = [torch.nn.functional.normalize(t, dim=1) for t in d]
+        q, d = [_unit_rows(t) for t in q], [_unit_rows(t) for t in d]
     q_len = np.array([len(t) for t in q])
     d_len = np.array([len(t) for t in d])
     scores = np.empty((len(q), len(d)), dtype=np.float64)
@@ -217,4 +227,5 @@ def dtw_scores(
                 else:
                     out = _dtw_wavefront(dpad, qpad, d_len[dc], q_len[qc], mode).T
                 scores[np.ix_(qc, dc)] = out.reshape(len(qc), len(dc)).double().cpu().numpy()
+    require_finite(scores, "DTW scores", ("query", "dictionary sequence"), "float32 overflow: scale the features down")
     return scores

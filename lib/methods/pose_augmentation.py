@@ -8,18 +8,53 @@ position; the projected 2D joints are then put in the target dataset's joint ord
 (:func:`lib.methods.skip_pose.normalize_sequence`) removes the camera's image scale and offset anyway. The camera
 model is the synthetic world's (:mod:`lib.world.render`: ``look_at``, ``orbit_eye``, ``world_to_camera``, ``project``).
 
+The 3D clips come from the synthetic world's motion library; when the synthetic world is also the test set,
+the recordings behind its held-out sequences must stay out of them, or augmentation trains on test motion:
+
+- :func:`held_out_recordings` -- the recordings a world's val and test sequences replay.
+- :func:`augmentation_clips` -- the motion library without the excluded recordings.
 - :func:`random_cameras` -- cameras on a sphere around a target.
 - :func:`project_clips` -- 3D clips -> list of 2D sequences in a dataset's joint order.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
+from pathlib import Path
 
 import numpy as np
 
 from lib.skeleton import INDEX, to_format
+from lib.world.motion import MotionClip, motion_library, recording_of
 from lib.world.render import intrinsics, look_at, orbit_eye, project, world_to_camera
+from lib.world.synth import World
+
+
+def held_out_recordings(world: World) -> list[str]:
+    """The recordings (:func:`lib.world.motion.recording_of`) behind ``world``'s val and test sequences,
+    sorted: the exclusion list for :func:`augmentation_clips`."""
+    return sorted(world.recordings_of_split("val") | world.recordings_of_split("test"))
+
+
+def augmentation_clips(
+    profile: str,
+    seed: int,
+    *,
+    exclude: Collection[str],
+    data_root: str | Path | None = None,
+    fps: float | None = None,
+) -> list[MotionClip]:
+    """The clips of :func:`lib.world.motion.motion_library` (``profile``, ``seed``, ``data_root``, ``fps``)
+    that come from no recording in ``exclude``.
+
+    ``exclude``: clip names or recording ids, each mapped to its recording, so every window and mirror image of
+    an excluded recording, and the same CMU trial in its other conversion, are left out too (``()`` for none).
+    """
+    if isinstance(exclude, str):
+        raise TypeError(f"exclude must be a collection of clip or recording names, got the string {exclude!r}")
+    excluded = {recording_of(name) for name in exclude}
+    clips = motion_library(profile, seed, data_root=data_root, fps=fps)
+    return [c for c in clips if recording_of(c.name) not in excluded]
 
 
 def random_cameras(

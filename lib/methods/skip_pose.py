@@ -546,7 +546,8 @@ def recognise(
     ``predicted`` labels, ``correct`` ``(n_q,)`` bool per query, ``accuracy`` (1-NN,
     :func:`lib.evaluation.metrics.one_nn_accuracy`), ``per_class_accuracy`` (the mean over the query
     classes of their accuracy, read off the confusion matrix: ``sklearn.metrics.balanced_accuracy_score``),
-    ``macro_ap`` (the mean of :func:`lib.evaluation.metrics.per_class_average_precision`), ``classes``
+    ``macro_ap`` (the mean of :func:`lib.evaluation.metrics.per_class_average_precision` over the query
+    classes the dictionary has), ``classes``
     (sorted labels of queries and dictionary) and ``confusion`` (counts, rows true class, columns
     predicted, in that order).
     """
@@ -569,7 +570,7 @@ def recognise(
         "correct": predicted == query_labels,
         "accuracy": one_nn_accuracy(scores, query_labels, dict_labels),
         "per_class_accuracy": float(np.mean(np.diag(confusion)[asked] / confusion.sum(axis=1)[asked])),
-        "macro_ap": float(np.mean(list(per_class_average_precision(scores, query_labels, dict_labels).values()))),
+        "macro_ap": float(np.nanmean(list(per_class_average_precision(scores, query_labels, dict_labels).values()))),
         "classes": classes,
         "confusion": confusion,
     }

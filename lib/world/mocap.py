@@ -42,6 +42,14 @@ CMU_UNIT_MM = 25.4 / 0.45
 CMU_HEAD_TOP_FACTOR = 2.0
 CMU_ACTIVITIES = ("walking", "running", "jumping", "soccer", "basketball")
 CMU_SUBSET_PATH = REPO_ROOT / "data" / "mocap" / "cmu_subset.npz"
+# exp-map clips of the subset that replay a BVH trial of the subset frame for frame (the same CMU recording in
+# both conversions; found by comparing every pair of clips, checked by tests/world/test_mocap.py)
+CMU_SAME_TRIAL = {
+    "cmu_expmap_train_walking_1": "cmu_bvh_02_01",
+    "cmu_expmap_train_walking_4": "cmu_bvh_07_01",
+    "cmu_expmap_train_walking_5": "cmu_bvh_07_02",
+    "cmu_expmap_test_walking_1": "cmu_bvh_35_01",
+}
 DOWNLOAD_HINT = (
     "CMU BVH: http://mocap.cs.cmu.edu (cgspeed BVH conversion); exp-map files: github.com/limaosen0/DMGNN "
     "data/cmu and data/h3.6m (Li et al. 2018 / Martinez et al. 2017 motion-prediction data)"

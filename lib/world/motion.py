@@ -7,10 +7,12 @@
 - :func:`retarget` -- the same motion on a body with other bone lengths, feet kept on the ground.
 - :func:`motion_library` -- real clips (the committed CMU subset, plus Human3.6M walking when a data root
   holds it) and procedural clips, resampled to 25-30 fps.
+- :func:`recording_of` -- the recording a library clip was cut from (what a held-out split must not share).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +24,7 @@ from lib.data.base import load_expmap
 from lib.runtime import find_data_root, resolve_profile
 from lib.skeleton import FLIP, INDEX, JOINTS, PARENTS
 from lib.world.mocap import (
+    CMU_SAME_TRIAL,
     CMU_SUBSET_PATH,
     H36M_EXPMAP,
     Skeleton,
@@ -37,7 +40,7 @@ G_MM_S2 = 9810.0
 ANKLE_HEIGHT_MM = 80.0
 PROCEDURAL_ACTIVITIES = ("diving", "jumping_jacks", "squat", "clean_and_jerk", "wave", "throw")
 SOURCES = ("cmu_bvh", "cmu_expmap", "h36m_expmap", "procedural")
-MOTION_VERSION = 4  # bump when the clips motion_library returns change (the world cache keys on it)
+MOTION_VERSION = 5  # bump when the clips motion_library returns change (the world cache keys on it)
 
 # rest pose of the procedural body (mm, parent frame = world at rest): standing, arms down, facing +z, left +x
 REST_SKELETON = Skeleton(
@@ -480,6 +483,16 @@ def h36m_walking_clips(data_root: str | Path) -> list[tuple[str, np.ndarray, flo
     return out
 
 
+def recording_of(clip_name: str) -> str:
+    """The recording a :func:`motion_library` clip was cut from, e.g. ``cmu_bvh_02_01_w1_mirror`` ->
+    ``cmu_bvh_02_01``: the name without its window (``_w<k>``) and mirror (``_mirror``) suffixes, and a CMU
+    exp-map clip that replays a BVH trial of the subset named after that trial (:data:`CMU_SAME_TRIAL`).
+    A procedural clip (``<activity>_s<seed>_<k>``, its own random draw) is its own recording. A recording id
+    maps to itself."""
+    base = re.sub(r"(_w\d+)?(_mirror)?$", "", clip_name)
+    return CMU_SAME_TRIAL.get(base, base)
+
+
 def motion_library(
     profile: str = "smoke",
     seed: int = 0,
@@ -493,23 +506,26 @@ def motion_library(
     Real: the committed CMU subset (BVH walking; exp-map walking, running, jumping, soccer, basketball),
     plus, with ``h36m=True``, Human3.6M walking from ``<data_root>/h36m_expmap`` (``data_root`` default:
     :func:`lib.runtime.find_data_root`; an error if it is not there). It is opt-in so that the library, and the
-    world made from it, is the same for every user whatever datasets they keep. Smoke: three
-    clips per (source, activity), one random 3 s window each, mirrored with probability 1/2; full: every
-    clip cut into consecutive 10 s windows, each taken as is and mirrored. Every window is put on the
+    world made from it, is the same for every user whatever datasets they keep. Smoke: five
+    recordings per (source, activity), one random 3 s window each, mirrored with probability 1/2; full: every
+    recording cut into consecutive 10 s windows (``<name>_w<k>``), each taken as is and mirrored
+    (``_mirror``). Every window is put on the
     standard body (:data:`REST_BONE_LENGTHS`, 1.66 m, the procedural clips' body) so that body shape says
     nothing about the source or activity (identities come from :func:`retarget`), its lowest ankle at that
     body's ankle height (:data:`ANKLE_HEIGHT_MM`). Procedural: every activity of
-    :data:`PROCEDURAL_ACTIVITIES` (smoke 4 clips each, full 40). Smoke: a few dozen clips, a few thousand
-    frames; full: hundreds. Every clip is resampled to ``fps`` or, when None, to a rate drawn per clip in
-    [25, 30].
+    :data:`PROCEDURAL_ACTIVITIES` (smoke 5 clips each, full 40), clip k of an activity named
+    ``<activity>_s<seed>_<k>`` and drawn from its own generator seeded by (seed, activity, k), so one name is
+    one motion whatever the profile or ``fps``. Smoke: a few dozen clips, a few thousand frames; full:
+    hundreds. Every clip is resampled to ``fps`` or, when None, to a rate drawn per clip in [25, 30].
+    :func:`recording_of` maps a clip's name back to its recording.
     """
     prof = resolve_profile(profile)
     if fps is not None and not 1 <= fps <= 240:
         raise ValueError(f"fps must be in [1, 240] or None, got {fps}")
     rng = np.random.default_rng(seed)
     max_s = prof.pick(smoke=3.0, full=10.0)
-    per_real = prof.pick(smoke=3, full=None)  # clips per (source, activity); None = all
-    n_proc = prof.pick(smoke=4, full=40)
+    per_real = prof.pick(smoke=5, full=None)  # recordings per (source, activity); None = all
+    n_proc = prof.pick(smoke=5, full=40)
     real = load_cmu_subset(subset_path)
     if h36m:
         real += [(n, "walking", "h36m_expmap", j, f) for n, j, f in h36m_walking_clips(find_data_root(data_root))]
@@ -533,9 +549,11 @@ def motion_library(
                     body[..., 1] += ANKLE_HEIGHT_MM - body[:, [INDEX["l_ankle"], INDEX["r_ankle"]], 1].min()
                     label = f"{seg_name}_mirror" if flip else seg_name
                     clips.append(MotionClip(label, activity, body, f_out, source))
-    for activity in PROCEDURAL_ACTIVITIES:
+    for a, activity in enumerate(PROCEDURAL_ACTIVITIES):
         for k in range(n_proc):
-            f_out = float(fps) if fps is not None else float(rng.uniform(25.0, 30.0))
-            joints = procedural_motion(activity, rng, f_out)
-            clips.append(MotionClip(f"{activity}_{k:03d}", activity, joints, f_out, "procedural"))
+            clip_rng = np.random.default_rng([seed, a, k])
+            drawn_fps = float(clip_rng.uniform(25.0, 30.0))  # drawn even when unused: the motion stays the same
+            f_out = float(fps) if fps is not None else drawn_fps
+            joints = procedural_motion(activity, clip_rng, f_out)
+            clips.append(MotionClip(f"{activity}_s{seed}_{k:03d}", activity, joints, f_out, "procedural"))
     return clips

@@ -27,9 +27,13 @@ Arrays of a :class:`World` (N frames of S sequences, concatenated in sequence or
 ==================  ==================  ===================================================================
 
 Views: :meth:`World.sequence_frames`, :meth:`World.split_indices`, :meth:`World.split_sequences`,
-:meth:`World.person_crops`, :meth:`World.pose_sequences`, :meth:`World.lsp_stills`,
-:meth:`World.class_statistics`, and the torch datasets :class:`FrameDataset` and :class:`ChunkDataset`.
-Splits are by subject (``split_of_subject``): no identity appears in two splits.
+:meth:`World.clips_of_split`, :meth:`World.recordings_of_split`, :meth:`World.person_crops`,
+:meth:`World.pose_sequences`, :meth:`World.lsp_stills`, :meth:`World.class_statistics`, and the torch datasets
+:class:`FrameDataset` and :class:`ChunkDataset`.
+
+Splits hold out people and motion: by subject (``split_of_subject``: no identity appears in two splits) and by
+recording (each activity's recordings, :func:`lib.world.motion.recording_of`, are divided between the
+splits before sequences draw from them: no motion recording, real or procedural, appears in two splits).
 """
 
 from __future__ import annotations
@@ -47,8 +51,9 @@ import torch
 from torch.utils.data import Dataset
 
 from lib.images import crop_coordinates, square_crop
-from lib.runtime import REPO_ROOT, atomic_path, find_data_root, resolve_profile
+from lib.runtime import REPO_ROOT, atomic_path, find_data_root, resolve_profile, source_fingerprint
 from lib.skeleton import J, to_format
+from lib.world.motion import recording_of
 from lib.world.people import Identity, make_identities
 from lib.world.render import (
     intrinsics,
@@ -63,7 +68,7 @@ from lib.world.render import (
     world_to_camera,
 )
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2  # 2: splits by recording as well as by subject
 CACHE_DIR = REPO_ROOT / "data" / "cache"
 SPLITS = ("train", "val", "test")
 
@@ -74,7 +79,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "seq_len": 40,  # frames per sequence (shorter if the clip is shorter)
         "sequences_per_activity": 8,
         "n_subjects": 12,
-        "split_fractions": (0.6, 0.2, 0.2),  # train, val, test share of the subjects
+        "split_fractions": (0.6, 0.2, 0.2),  # train, val, test share of the subjects and of each activity's recordings
         "moving_camera_share": 0.3,  # share of sequences with a tracking, panning camera
         "activities": None,  # None = all activities of the motion library, else a tuple of names
         "h36m_walking": False,  # add Human3.6M walking from <data_root>/h36m_expmap (never committed)
@@ -175,6 +180,15 @@ class World:
         if split not in SPLITS:
             raise ValueError(f"unknown split {split!r}; expected one of {list(SPLITS)}")
         return [s for s, sp in self.split_of_subject.items() if sp == split]
+
+    def clips_of_split(self, split: str) -> set[str]:
+        """Names of the motion clips the sequences of ``split`` were cut from."""
+        return set(self.seq_clip[self.split_sequences(split)].tolist())
+
+    def recordings_of_split(self, split: str) -> set[str]:
+        """The recordings (:func:`lib.world.motion.recording_of`) behind the sequences of ``split``; disjoint
+        between the splits."""
+        return {recording_of(c) for c in self.clips_of_split(split)}
 
     def crop_boxes(self, indices: np.ndarray | None = None, margin: float = 1.2) -> np.ndarray:
         """(n, 3) square crop windows ``cx, cy, side`` (pixels) centred on the person boxes, side =
@@ -358,7 +372,7 @@ def make_world(
 
     key = {
         "generator_version": GENERATOR_VERSION,
-        "sources": source_fingerprint(),
+        "sources": world_fingerprint(),
         "seed": int(seed),
         "data_root": root,
         **config,
@@ -377,16 +391,12 @@ def make_world(
     return world
 
 
-def source_fingerprint() -> str:
+def world_fingerprint() -> str:
     """A hash of the code and committed motion data the world is made from (the generator and motion
     modules, the CMU subset), so that a cache file written by other code is never reused."""
     from lib.world import mocap, motion, people, render
 
-    files = [Path(m.__file__) for m in (mocap, motion, people, render)] + [Path(__file__), mocap.CMU_SUBSET_PATH]
-    digest = hashlib.sha256()
-    for f in files:
-        digest.update(f.name.encode() + (f.read_bytes() if f.exists() else b"missing"))
-    return digest.hexdigest()[:16]
+    return source_fingerprint([mocap, motion, people, render, Path(__file__), mocap.CMU_SUBSET_PATH])
 
 
 def save_world(world: World, path: str | Path) -> Path:
@@ -416,6 +426,22 @@ def load_world(path: str | Path, expected_config: dict[str, Any] | None = None) 
     return world
 
 
+def split_counts(n: int, fractions: tuple[float, float, float], what: str) -> tuple[int, int, int]:
+    """How many of ``n`` items (subjects, recordings) go to train, val and test: val and test get their share
+    of ``fractions`` rounded, at least one each, train the rest; ``ValueError`` naming ``what`` when train
+    would get none."""
+    frac = np.asarray(fractions, float) / np.sum(fractions)
+    n_val = max(1, round(frac[1] * n))
+    n_test = max(1, round(frac[2] * n))
+    n_train = n - n_val - n_test
+    if n_train < 1:
+        raise ValueError(
+            f"{n} {what} cannot be split by {tuple(fractions)} into train/val/test with at least one each "
+            f"(val {n_val}, test {n_test} would leave train {n_train})"
+        )
+    return n_train, n_val, n_test
+
+
 def assign_subjects(
     n_sequences: int, n_subjects: int, fractions: tuple[float, float, float], rng: np.random.Generator
 ) -> tuple[dict[int, str], np.ndarray]:
@@ -425,11 +451,7 @@ def assign_subjects(
     Returns ``(split_of_subject, subjects (n_sequences,))``; the split of subjects is fixed by their ids.
     """
     frac = np.asarray(fractions, float) / np.sum(fractions)
-    n_val = max(1, round(frac[1] * n_subjects))
-    n_test = max(1, round(frac[2] * n_subjects))
-    n_train = n_subjects - n_val - n_test
-    if n_train < 1:
-        raise ValueError(f"{n_subjects} subjects cannot be split by {fractions} with one train subject")
+    n_train, n_val, _ = split_counts(n_subjects, fractions, "subjects")
     split_of_subject = {s: ("train" if s < n_train else "val" if s < n_train + n_val else "test")
                         for s in range(n_subjects)}  # fmt: skip
     groups = {sp: [s for s, v in split_of_subject.items() if v == sp] for sp in SPLITS}
@@ -447,11 +469,40 @@ def assign_subjects(
     return split_of_subject, subjects
 
 
+def split_recordings(
+    clips: list, fractions: tuple[float, float, float], rng: np.random.Generator, activity: str
+) -> dict[str, list]:
+    """Divide one activity's ``clips`` between train/val/test by recording (:func:`lib.world.motion.recording_of`:
+    every window and mirror image of a recording goes with it), in the shares of ``fractions`` with at least
+    one recording per split, the recordings shuffled by ``rng``. Returns each split's clips in a random order.
+
+    Raises ``ValueError`` naming ``activity`` and its recordings when there are too few for three splits.
+    """
+    recordings = sorted({recording_of(c.name) for c in clips})
+    try:
+        counts = split_counts(len(recordings), fractions, f"recordings of activity {activity!r}")
+    except ValueError as e:
+        raise ValueError(
+            f"{e}; its recordings are {recordings}: held-out splits need motion no training sequence uses, "
+            "so give the motion library more clips of it or leave it out (activities=...)"
+        ) from None
+    shuffled = [recordings[i] for i in rng.permutation(len(recordings))]
+    bounds = np.cumsum([0, *counts])
+    split_of = {r: SPLITS[i] for i in range(3) for r in shuffled[bounds[i] : bounds[i + 1]]}
+    out = {}
+    for sp in SPLITS:
+        mine = [c for c in clips if split_of[recording_of(c.name)] == sp]
+        out[sp] = [mine[i] for i in rng.permutation(len(mine))]
+    return out
+
+
 def generate_world(clips: list, key: dict[str, Any], seed: int, retarget) -> World:
     """Render a world from motion ``clips`` (objects with ``name, activity, joints (T, 17, 3) mm y-up,
     fps, source``) with the parameters in ``key`` (see :func:`world_config`), deterministic in ``seed``.
 
-    ``retarget(joints, bone_scale)`` gives each identity its own bone lengths.
+    Splits hold out people (:func:`assign_subjects`) and motion (:func:`split_recordings`): a sequence of a
+    split is cut from a clip of that split, the split's clips taken in turn. ``retarget(joints, bone_scale)``
+    gives each identity its own bone lengths.
     """
     size = int(key["image_size"])
     # real motion's activities first (alphabetically), then the procedural ones
@@ -466,16 +517,18 @@ def generate_world(clips: list, key: dict[str, Any], seed: int, retarget) -> Wor
     ss = np.random.SeedSequence([seed, 31_337])
     plan_rng = np.random.default_rng(ss.spawn(1)[0])
     per_act = int(key["sequences_per_activity"])
+    fractions = tuple(key["split_fractions"])
 
     plans = []
     split_of_subject: dict[int, str] = {}
     for a, name in enumerate(activity_names):
-        pool = [c for c in clips if c.activity == name]
-        split_of_subject, subjects = assign_subjects(
-            per_act, int(key["n_subjects"]), tuple(key["split_fractions"]), plan_rng
-        )
+        split_of_subject, subjects = assign_subjects(per_act, int(key["n_subjects"]), fractions, plan_rng)
+        pools = split_recordings([c for c in clips if c.activity == name], fractions, plan_rng, name)
+        used = dict.fromkeys(SPLITS, 0)
         for k in range(per_act):
-            plans.append((a, pool[int(plan_rng.integers(len(pool)))], int(subjects[k])))
+            sp = split_of_subject[int(subjects[k])]
+            plans.append((a, pools[sp][used[sp] % len(pools[sp])], int(subjects[k])))
+            used[sp] += 1
 
     out: dict[str, list] = {k: [] for k in ARRAY_FIELDS}
     seq_rngs = np.random.SeedSequence([seed, 4_242]).spawn(len(plans))

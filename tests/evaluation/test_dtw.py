@@ -79,8 +79,10 @@ def test_reference_follows_the_bright_diagonal():
 def test_reference_rejects_bad_maps():
     with pytest.raises(ValueError, match="non-empty"):
         dtw_similarity(np.zeros((0, 3)))
-    with pytest.raises(ValueError, match="NaN"):
-        dtw_similarity(np.array([[np.nan]]))
+    sim = np.zeros((2, 3))
+    sim[0, 1] = np.nan
+    with pytest.raises(ValueError, match=r"sim\[0, 1\] \(query frame 0, dictionary frame 1\) is nan"):
+        dtw_similarity(sim)
 
 
 def cosine_map(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -118,3 +120,26 @@ def test_batched_rejects_bad_input():
         dtw_scores([np.zeros((0, 4))], [np.zeros((3, 4))])
     with pytest.raises(ValueError, match="mode"):
         dtw_scores([np.ones((3, 4))], [np.ones((3, 4))], mode="max")
+
+
+def test_batched_rejects_non_finite_features_naming_the_sequence_and_frame():
+    rng = np.random.default_rng(0)
+    queries = [rng.normal(size=(4, 3)) for _ in range(3)]
+    dictionary = [rng.normal(size=(5, 3)) for _ in range(2)]
+    queries[1][2, 0] = np.nan
+    with pytest.raises(ValueError, match=r"query_feats\[1\]\[2, 0\] \(frame 2, feature 0\) is nan"):
+        dtw_scores(queries, dictionary)
+    queries[1][2, 0] = 0.0
+    dictionary[1][4, 2] = np.inf
+    with pytest.raises(ValueError, match=r"dict_feats\[1\]\[4, 2\] \(frame 4, feature 2\) is inf"):
+        dtw_scores([torch.as_tensor(q) for q in queries], dictionary)
+
+
+def test_batched_rejects_a_float32_overflow():
+    big = [np.full((3, 2), 1e20)]  # finite in float32, but the dot products (1e40) are not
+    with pytest.raises(
+        ValueError, match=r"DTW scores\[0, 0\] \(query 0, dictionary sequence 0\) is inf; .* \(float32 overflow"
+    ):
+        dtw_scores(big, big, cosine=False)
+    # cosine: every similarity is 1 and the longest path of a 3 x 3 map has 5 cells
+    assert dtw_scores(big, big)[0, 0] == pytest.approx(5.0)

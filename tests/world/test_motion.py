@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from lib.skeleton import BONES, INDEX, PARENTS
+from lib.world.mocap import CMU_SAME_TRIAL, load_cmu_subset
 from lib.world.motion import (
     ANKLE_HEIGHT_MM,
     G_MM_S2,
@@ -16,6 +17,7 @@ from lib.world.motion import (
     mirror,
     motion_library,
     procedural_motion,
+    recording_of,
     retarget,
     rigidify,
 )
@@ -159,6 +161,57 @@ def test_motion_library_smoke_from_the_committed_data(tmp_path):
         motion_library("smoke", data_root=tmp_path, h36m=True)
     with pytest.raises(ValueError, match="source must be one of"):
         MotionClip("x", "walking", np.zeros((3, 17, 3), np.float32), 25.0, "youtube")
+
+
+def test_recording_of_strips_windows_and_mirrors_and_joins_the_same_cmu_trial():
+    assert recording_of("cmu_bvh_02_01") == "cmu_bvh_02_01"
+    assert recording_of("cmu_bvh_02_01_w1_mirror") == "cmu_bvh_02_01"
+    assert recording_of("cmu_bvh_16_15_w0") == "cmu_bvh_16_15"
+    assert recording_of("cmu_expmap_train_walking_1_mirror") == "cmu_bvh_02_01"  # the same trial, other conversion
+    assert recording_of("cmu_expmap_test_walking_1_w2") == "cmu_bvh_35_01"
+    assert recording_of("cmu_expmap_train_walking_2") == "cmu_expmap_train_walking_2"  # not in the BVH subset
+    assert recording_of("cmu_expmap_test_soccer_1_mirror") == "cmu_expmap_test_soccer_1"
+    assert recording_of("h36m_S5_walking_2_w3") == "h36m_S5_walking_2"
+    assert recording_of("squat_s0_004") == "squat_s0_004"
+    for name in ("cmu_bvh_02_01", "cmu_expmap_train_walking_4", "squat_s3_000"):
+        assert recording_of(recording_of(name)) == recording_of(name)
+
+
+@pytest.mark.parametrize("profile", ["smoke", "full"])
+def test_every_library_clip_names_its_recording(profile):
+    subset = {recording_of(c[0]) for c in load_cmu_subset()}
+    assert len(subset) == 92 - len(CMU_SAME_TRIAL)
+    clips = motion_library(profile, seed=3)
+    for c in clips:
+        rec = recording_of(c.name)
+        if c.source == "procedural":
+            assert rec == c.name and c.name.startswith(f"{c.activity}_s3_"), c.name
+        else:
+            assert rec in subset, c.name
+    if profile == "full":  # every recording in every window, each as is and mirrored
+        names = {c.name for c in clips}
+        assert {recording_of(n) for n in names if "_s3_" not in n} == subset
+        assert all(n.removesuffix("_mirror") in names for n in names)
+        assert all(f"{n}_mirror" in names for n in names if not n.endswith("_mirror") and "_s3_" not in n)
+
+
+def test_a_procedural_name_is_one_motion_whatever_the_profile_or_frame_rate():
+    smoke = {c.name: c for c in motion_library("smoke", seed=2) if c.source == "procedural"}
+    full = {c.name: c for c in motion_library("full", seed=2) if c.source == "procedural"}
+    assert len(smoke) == 5 * len(PROCEDURAL_ACTIVITIES) and len(full) == 40 * len(PROCEDURAL_ACTIVITIES)
+    for name, clip in smoke.items():
+        assert clip.fps == full[name].fps and np.array_equal(clip.joints, full[name].joints), name
+    # at another frame rate the same draw is sampled more densely: every other frame of 2x fps is the clip
+    for name in ("squat_s2_001", "wave_s2_004", "throw_s2_000"):
+        clip, rng_args = smoke[name], [2, PROCEDURAL_ACTIVITIES.index(name.split("_s2_")[0]), int(name[-3:])]
+        rng = np.random.default_rng(rng_args)
+        fps = float(rng.uniform(25.0, 30.0))
+        dense = procedural_motion(clip.activity, rng, 2 * fps)[::2]
+        n = min(len(dense), clip.n_frames)
+        assert n >= clip.n_frames - 1
+        np.testing.assert_allclose(dense[:n], clip.joints[:n], atol=1e-3)
+    other = {c.name for c in motion_library("smoke", seed=3) if c.source == "procedural"}
+    assert not other & set(smoke)  # another seed draws other motion, under other names
 
 
 @pytest.mark.real_data

@@ -1,4 +1,5 @@
-"""Tests of the synthetic world on tiny stand-in motion: ground truth, determinism, views, splits, cache."""
+"""Tests of the synthetic world on tiny stand-in motion: ground truth, determinism, views, splits, cache; and
+that the smoke world's splits share no motion recording."""
 
 from __future__ import annotations
 
@@ -10,9 +11,18 @@ import numpy as np
 import pytest
 import torch
 
-from lib.skeleton import INDEX, PARENTS, J
+from lib.skeleton import FLIP, INDEX, PARENTS, J
 from lib.world import motion, synth
-from lib.world.synth import ChunkDataset, FrameDataset, generate_world, make_world, world_config
+from lib.world.motion import motion_library, recording_of
+from lib.world.synth import (
+    ChunkDataset,
+    FrameDataset,
+    generate_world,
+    make_world,
+    split_counts,
+    split_recordings,
+    world_config,
+)
 
 # a standing rest pose (world mm, y up, facing +z, left = +x)
 REST = np.array(
@@ -44,10 +54,17 @@ def swinging_arms(T: int, speed: float, walk: float) -> np.ndarray:
 
 
 def stand_in_clips() -> list[Clip]:
+    """Three recordings per activity (one per split); ``swing_a`` also as its mirror image and ``walk_b`` as
+    two windows, which must stay in their recording's split."""
     return [
         Clip("swing_a", "swing", swinging_arms(30, 0.3, 0.0), 25.0, "test"),
+        Clip("swing_a_mirror", "swing", swinging_arms(30, 0.3, 0.0)[:, list(FLIP)], 25.0, "test"),
         Clip("swing_b", "swing", swinging_arms(30, 0.5, 0.0), 30.0, "test"),
+        Clip("swing_c", "swing", swinging_arms(30, 0.7, 0.0), 30.0, "test"),
         Clip("walk_a", "walk", swinging_arms(30, 0.4, 50.0), 25.0, "test"),
+        Clip("walk_b_w0", "walk", swinging_arms(30, 0.35, 40.0), 25.0, "test"),
+        Clip("walk_b_w1", "walk", swinging_arms(30, 0.35, 40.0)[::-1], 25.0, "test"),
+        Clip("walk_c", "walk", swinging_arms(30, 0.45, 60.0), 30.0, "test"),
     ]
 
 
@@ -132,7 +149,7 @@ def test_background_median_over_a_static_sequence_recovers_the_background():
 def test_moving_cameras_move_the_background():
     w = generate_world(stand_in_clips(), tiny_key(moving_camera_share=1.0), 0, scale_bones)
     assert w.camera_moving.all()
-    idx = w.sequence_frames(int(np.flatnonzero(w.seq_clip == "walk_a")[0]))
+    idx = w.sequence_frames(int(np.flatnonzero(w.seq_activity == w.activity_names.index("walk"))[0]))
     assert not np.allclose(w.cam_t[idx[0]], w.cam_t[idx[-1]])
     background = ~w.masks[idx[0]] & ~w.masks[idx[-1]]
     assert np.abs(w.frames[idx[0]].astype(int) - w.frames[idx[-1]])[background].mean() > 1
@@ -147,6 +164,82 @@ def test_splits_are_by_subject_and_cover_every_frame(world):
     assert set(world.split_of_subject.values()) == set(synth.SPLITS)
     with pytest.raises(ValueError, match="unknown split"):
         world.split_indices("dev")
+
+
+def test_split_counts_give_each_split_its_share_and_at_least_one():
+    assert split_counts(5, (0.6, 0.2, 0.2), "subjects") == (3, 1, 1)
+    assert split_counts(3, (0.6, 0.2, 0.2), "subjects") == (1, 1, 1)
+    assert split_counts(10, (0.6, 0.2, 0.2), "subjects") == (6, 2, 2)
+    assert split_counts(64, (3, 1, 1), "subjects") == (38, 13, 13)  # fractions are normalised
+    with pytest.raises(ValueError, match="2 recordings of x cannot be split"):
+        split_counts(2, (0.6, 0.2, 0.2), "recordings of x")
+
+
+def assert_no_shared_motion(world):
+    """No clip and no recording is used by two splits, and each sequence's clip belongs to its split."""
+    clips = {sp: world.clips_of_split(sp) for sp in synth.SPLITS}
+    recordings = {sp: world.recordings_of_split(sp) for sp in synth.SPLITS}
+    for a, b in (("train", "val"), ("train", "test"), ("val", "test")):
+        assert not clips[a] & clips[b], (a, b)
+        assert not recordings[a] & recordings[b], (a, b)
+    for s in range(world.n_sequences):
+        split = world.split_of_subject[int(world.seq_subject[s])]
+        assert world.seq_clip[s] in clips[split] and recording_of(str(world.seq_clip[s])) in recordings[split]
+
+
+def test_splits_hold_out_motion_recordings_as_well_as_subjects(world):
+    assert_no_shared_motion(world)
+    # three recordings per activity and a sequence of each activity in every split: one recording per split
+    for sp in synth.SPLITS:
+        assert len(world.recordings_of_split(sp)) == 2
+    # a mirror image and the windows of one recording count as that recording
+    assert recording_of("swing_a_mirror") == "swing_a" and recording_of("walk_b_w1") == "walk_b"
+
+
+def test_split_recordings_keeps_a_recording_together_and_is_deterministic():
+    clips = [c for c in stand_in_clips() if c.activity == "walk"]
+    parts = split_recordings(clips, (0.6, 0.2, 0.2), np.random.default_rng(3), "walk")
+    again = split_recordings(clips, (0.6, 0.2, 0.2), np.random.default_rng(3), "walk")
+    assert {sp: [c.name for c in v] for sp, v in parts.items()} == {sp: [c.name for c in v] for sp, v in again.items()}
+    assert sorted(c.name for v in parts.values() for c in v) == sorted(c.name for c in clips)
+    recs = {sp: {recording_of(c.name) for c in v} for sp, v in parts.items()}
+    assert all(len(r) == 1 for r in recs.values()) and set.union(*recs.values()) == {"walk_a", "walk_b", "walk_c"}
+    windows = [sp for sp, v in parts.items() if any(c.name.startswith("walk_b") for c in v)]
+    assert len(windows) == 1 and len(parts[windows[0]]) == 2
+
+
+def test_an_activity_with_too_few_recordings_is_a_clear_error():
+    # walk_b's two windows are one recording: walk has two recordings, one short of a train/val/test split
+    clips = [c for c in stand_in_clips() if c.name != "walk_c"]
+    with pytest.raises(ValueError, match=r"2 recordings of activity 'walk'.*\['walk_a', 'walk_b'\]"):
+        generate_world(clips, tiny_key(), 0, scale_bones)
+    # leaving the activity out is the way round it
+    w = generate_world(clips, tiny_key(activities=("swing",)), 0, scale_bones)
+    assert w.activity_names == ("swing",)
+
+
+@pytest.mark.parametrize("profile", ["smoke", "full"])
+def test_every_activity_of_the_motion_library_has_recordings_for_every_split(profile):
+    config = world_config(profile)
+    clips = motion_library(profile, 0)
+    rng = np.random.default_rng(0)
+    for activity in sorted({c.activity for c in clips}):
+        mine = [c for c in clips if c.activity == activity]
+        parts = split_recordings(mine, tuple(config["split_fractions"]), rng, activity)
+        recs = {sp: {recording_of(c.name) for c in v} for sp, v in parts.items()}
+        assert all(recs.values()), activity
+        assert not (recs["train"] & recs["val"] or recs["train"] & recs["test"] or recs["val"] & recs["test"])
+
+
+def test_the_smoke_world_shares_no_motion_between_train_and_held_out_splits():
+    world = make_world("smoke", 0)  # the world the notebooks use (from data/cache when it is there)
+    assert_no_shared_motion(world)
+    held = np.concatenate([world.split_sequences("val"), world.split_sequences("test")])
+    train_clips = world.clips_of_split("train")
+    assert len(held) > 0 and not any(world.seq_clip[s] in train_clips for s in held)
+    for a in range(len(world.activity_names)):  # every activity is still in every split
+        for sp in synth.SPLITS:
+            assert np.any(world.seq_activity[world.split_sequences(sp)] == a), (world.activity_names[a], sp)
 
 
 def test_person_crops_map_pixels_with_the_pixel_centre_convention(world):
@@ -240,7 +333,7 @@ def test_cache_is_reused_and_invalidated_by_a_config_change(cached, monkeypatch)
     assert len(calls) == 2 and len(list(folder.glob("*.npz"))) == 2
     make_world("smoke", 1, **small)
     assert len(calls) == 3
-    monkeypatch.setattr(synth, "source_fingerprint", lambda: "other code")  # the generator or motion changed
+    monkeypatch.setattr(synth, "world_fingerprint", lambda: "other code")  # the generator or motion changed
     make_world("smoke", 0, **small)
     assert len(calls) == 4
 
