@@ -10,7 +10,7 @@ a few pairs. The CPU time is this process's: on a machine shared with other jobs
 several times longer.
 
     python benchmarks/bench_dtw.py [--fraction 1.0] [--dim 64] [--device cpu] [--threads 2] [--mode both]
-        [--frames-per-chunk 4096]
+        [--frames-per-chunk N]
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ def main() -> None:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=torch.get_num_threads(), help="torch CPU threads")
     ap.add_argument("--mode", choices=[*MODES, "both"], default="both")
-    ap.add_argument("--frames-per-chunk", type=int, default=4096, help="see lib.evaluation.dtw.dtw_scores")
+    ap.add_argument("--frames-per-chunk", type=int, default=None, help="see lib.evaluation.dtw.dtw_scores")
     args = ap.parse_args()
     if not 0 < args.fraction <= 1:
         raise SystemExit(f"--fraction must be in (0, 1], got {args.fraction}")
@@ -64,7 +64,7 @@ def main() -> None:
     print(f"{source}: test mean {test_len.mean():.1f} (max {test_len.max()}), train mean {train_len.mean():.1f}")
     print(
         f"device {args.device}, torch threads {torch.get_num_threads()}, features {args.dim}-d, "
-        f"frames per chunk {args.frames_per_chunk}"
+        f"frames per chunk {args.frames_per_chunk or 'default'}"
     )
     n_q = max(1, round(args.fraction * N_TEST))
     q_idx = rng.choice(N_TEST, n_q, replace=False)

@@ -383,8 +383,10 @@ class TrainHistory:
     best_epoch: int = 0
 
 
-def _batches(n: int, batch_size: int, gen: torch.Generator | None) -> list[torch.Tensor]:
-    order = torch.randperm(n, generator=gen) if gen is not None else torch.arange(n)
+def _batches(n: int, batch_size: int, gen: torch.Generator | None, device: torch.device) -> list[torch.Tensor]:
+    """Index batches on ``device``: a permutation drawn on the CPU from ``gen`` (the same on every device),
+    copied once, or ``0 .. n - 1`` in order when ``gen`` is None."""
+    order = torch.randperm(n, generator=gen).to(device) if gen is not None else torch.arange(n, device=device)
     return list(order.split(batch_size))
 
 
@@ -433,8 +435,7 @@ def train_skip_pose(
     for epoch in range(start, epochs):
         model.train()
         total = torch.zeros((), device=device)  # summed on the device: no host sync per step
-        for b in _batches(len(xt), batch_size, gen):
-            b = b.to(device)
+        for b in _batches(len(xt), batch_size, gen, device):  # no host sync inside an epoch
             x, m = xt[b], mt[b]
             past, future = model(x[:, 1], m[:, 1])
             loss = skip_loss(past, future, x, m)
@@ -473,8 +474,7 @@ def triplet_losses(
 def _item_losses(model: nn.Module, x: torch.Tensor, m: torch.Tensor, batch_size: int) -> torch.Tensor:
     model.eval()
     out = []
-    for b in _batches(len(x), batch_size, None):
-        b = b.to(x.device)
+    for b in _batches(len(x), batch_size, None, x.device):
         past, future = model(x[b, 1], m[b, 1])
         out.append(skip_loss(past, future, x[b], m[b], reduction="none"))
     return torch.cat(out)
@@ -502,7 +502,7 @@ def embed_sequences(
     x = torch.as_tensor(np.concatenate([w[0] for w in wins]))
     m = torch.as_tensor(np.concatenate([w[1] for w in wins]))
     feats = torch.cat(
-        [model.encode(x[b].to(device), m[b].to(device)).cpu() for b in _batches(len(x), batch_size, None)]
+        [model.encode(x[b].to(device), m[b].to(device)).cpu() for b in _batches(len(x), batch_size, None, x.device)]
     )
     return [f.numpy() for f in feats.split([len(p) for p in poses])]
 
