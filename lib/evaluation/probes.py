@@ -8,8 +8,9 @@ trained on a fraction of the labelled frames (0.3 % ... 100 % in the paper). Two
   three residual blocks (two Linear-BatchNorm-ReLU-Dropout layers of 1024 each plus the skip), a linear
   output.
 
-:func:`train_pose_probe` fits one, :func:`evaluate_pose_probe` scores it by MPJPE, N-MPJPE and P-MPJPE
-(:mod:`lib.evaluation.metrics`).
+:func:`train_pose_probe` fits one (on a random or, as the paper, a uniform "every K-th frame" subset of the
+labels), :func:`evaluate_pose_probe` scores it by MPJPE, N-MPJPE and P-MPJPE (:mod:`lib.evaluation.metrics`),
+:func:`per_pose_errors` gives those errors per pose (the items of a bootstrap interval).
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from lib.evaluation.metrics import mpjpe, n_mpjpe, p_mpjpe
 from lib.runtime import check_finite
 
 PROBES = ("mlp", "resmlp")
+SUBSAMPLING = ("random", "uniform")
+METRICS = {"mpjpe": mpjpe, "n_mpjpe": n_mpjpe, "p_mpjpe": p_mpjpe}
 
 
 class ResidualBlock(nn.Module):
@@ -91,6 +94,22 @@ def root_relative(poses: np.ndarray, root: int = 0) -> np.ndarray:
     return poses - poses[:, root : root + 1]
 
 
+def labelled_frames(n: int, fraction: float, subsample: str = "random", seed: int = 0) -> np.ndarray:
+    """The sorted indices of the labelled frames among ``n``: ``"random"``, a random ``round(fraction * n)`` of
+    them (at least 2), or ``"uniform"``, every K-th frame with ``K = round(1 / fraction)`` capped at ``n // 2``
+    (so at least 2 are kept), as Honari et al. sub-sample their training videos."""
+    if not 0 < fraction <= 1:
+        raise ValueError(f"fraction must be in (0, 1], got {fraction}")
+    if subsample not in SUBSAMPLING:
+        raise ValueError(f"subsample must be one of {SUBSAMPLING}, got {subsample!r}")
+    if n < 2:
+        raise ValueError(f"a probe needs at least 2 labelled frames, got {n}")
+    if subsample == "uniform":
+        return np.arange(0, n, min(max(1, round(1 / fraction)), n // 2))
+    rng = np.random.default_rng(seed)
+    return np.sort(rng.choice(n, max(2, int(round(fraction * n))), replace=False))
+
+
 def train_pose_probe(
     features: np.ndarray,
     poses: np.ndarray,
@@ -102,8 +121,12 @@ def train_pose_probe(
     width: int | None = None,
     seed: int = 0,
     device: str | torch.device = "cpu",
+    subsample: str = "random",
 ) -> PoseProbe:
-    """Fit a probe on a random ``fraction`` of the labelled frames (at least 2 frames).
+    """Fit a probe on a ``fraction`` of the labelled frames (at least 2 frames).
+
+    ``subsample``: which frames are labelled (:func:`labelled_frames`): ``"random"`` or ``"uniform"`` (every
+    K-th frame; pass the frames in video and time order).
 
     ``features`` ``(N, D)`` frozen features; ``poses`` ``(N, J, 3)`` root-relative targets (mm, see
     :func:`root_relative`). Features are standardised with the labelled frames' statistics (standard
@@ -114,13 +137,10 @@ def train_pose_probe(
     features, poses = np.asarray(features, np.float32), np.asarray(poses, np.float32)
     if features.ndim != 2 or poses.ndim != 3 or poses.shape[2] != 3 or len(features) != len(poses):
         raise ValueError(f"expected features (N, D) and poses (N, J, 3), got {features.shape} and {poses.shape}")
-    if not 0 < fraction <= 1:
-        raise ValueError(f"fraction must be in (0, 1], got {fraction}")
     if epochs < 1:
         raise ValueError(f"epochs must be >= 1, got {epochs}")
-    rng = np.random.default_rng(seed)
-    n = max(2, int(round(fraction * len(features))))
-    sel = np.sort(rng.choice(len(features), n, replace=False))
+    sel = labelled_frames(len(features), fraction, subsample, seed)
+    n = len(sel)
     x, y = features[sel], poses[sel].reshape(n, -1) / 1000.0
     mean, std = x.mean(0), x.std(0)
     # floor near-constant dimensions (dead ReLUs of a random CNN): else test-time noise in them explodes
@@ -156,3 +176,15 @@ def evaluate_pose_probe(probe: PoseProbe, features: np.ndarray, poses: np.ndarra
     pred = probe.predict(features) * 1000.0
     poses = np.asarray(poses, np.float64)
     return {"mpjpe": mpjpe(pred, poses), "n_mpjpe": n_mpjpe(pred, poses), "p_mpjpe": p_mpjpe(pred, poses)}
+
+
+def per_pose_errors(
+    pred: np.ndarray, poses: np.ndarray, metrics: tuple[str, ...] = ("mpjpe", "n_mpjpe")
+) -> dict[str, np.ndarray]:
+    """Each pose's error ``(N,)`` (mm) by each of ``metrics`` (``mpjpe``, ``n_mpjpe``, ``p_mpjpe``) for predictions
+    ``pred`` and root-relative ``poses`` ``(N, J, 3)``: the per-item values whose means the metrics report."""
+    unknown = sorted(set(metrics) - set(METRICS))
+    if unknown:
+        raise ValueError(f"unknown metrics {unknown}; expected some of {list(METRICS)}")
+    pred, poses = np.asarray(pred, np.float64), np.asarray(poses, np.float64)
+    return {m: np.array([METRICS[m](pred[i : i + 1], poses[i : i + 1]) for i in range(len(pred))]) for m in metrics}

@@ -6,13 +6,22 @@ A sequence of 2D poses is cut into consecutive chunks of ``T`` frames; the model
 After training the encoder gives one feature per frame (a sliding window of ``T`` frames around it); two
 sequences are compared by DTW on the cosine-similarity map of their features (:mod:`lib.evaluation.dtw`).
 
-- :func:`normalize_sequence` -- the paper's preprocessing: the first pose's box -> ``[-1, 1]^2``, masks.
+- :func:`keypoint_mask` -- which keypoints the model sees: detected (or visible) and inside the frame.
+- :func:`normalize_sequence` -- the paper's preprocessing: the first pose's box -> ``[-1, 1]^2``, masks
+  (or, as an ablation, the whole sequence's box).
 - :func:`make_triplets`, :func:`sliding_windows` -- training triplets and per-frame windows.
+- :func:`shared_triplets`, :func:`add_augmentation`, :class:`TripletData` -- one validation split and one
+  triplet sample per (dataset, split, T, seed) for every compared model, augmented triplets on top, with a
+  fingerprint to prove it.
 - :class:`SkipPose` -- per-pose FC, bidirectional GRU encoder, past/future GRU decoders (shared FCs).
 - :class:`SkipPoseAE` -- the paper's baseline: the same model with the RNNs replaced by FC layers.
-- :func:`skip_loss` -- the masked loss of Eq. 5; :func:`train_skip_pose` -- Adam, epoch chosen on validation.
+- :func:`skip_loss` -- the masked loss of Eq. 5 (per triplet with ``reduction="none"``);
+  :func:`triplet_losses` -- a model's per-triplet loss on held-out triplets (for the learn check);
+  :func:`train_skip_pose` -- Adam, epoch chosen on validation.
 - :func:`embed_sequences`, :func:`window_features`, :func:`pca_features` -- per-frame features of the
-  model and of the raw / PCA baselines; :func:`recognise` -- DTW + nearest neighbour, accuracy and AP.
+  model and of the raw / PCA baselines; :func:`recognise` -- DTW (either mode of
+  :func:`lib.evaluation.dtw.dtw_scores`) + nearest neighbour: per-query hits, accuracy, mean per-class
+  accuracy, macro AP, confusion matrix.
 
 Why a GRU: the paper says "RNN" without naming the cell; it follows Skip-Thought Vectors (Kiros et al.
 2015), whose encoder and decoders are GRUs, and Martinez et al. (2017), the pose seq2seq it builds on, also
@@ -22,12 +31,14 @@ an LSTM would need a second (cell) state the paper never mentions.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 from sklearn.decomposition import PCA
+from sklearn.metrics import confusion_matrix
 from torch import nn
 
 from lib.evaluation.dtw import dtw_scores
@@ -35,16 +46,57 @@ from lib.evaluation.metrics import one_nn_accuracy, per_class_average_precision
 from lib.runtime import Checkpointer, check_finite
 
 
-def normalize_sequence(poses: np.ndarray, mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def keypoint_mask(
+    poses: np.ndarray,
+    frame_hw: tuple[int, int],
+    detected: np.ndarray | None = None,
+    depth: np.ndarray | None = None,
+) -> np.ndarray:
+    """``(T, J)`` bool: the keypoints a model may see, as the paper masks them (Sec. 3.1, 4.1).
+
+    ``poses`` ``(T, J, 2)`` pixel ``x, y``; a keypoint is kept when its coordinates are finite and inside the
+    frame of size ``frame_hw = (height, width)`` (``0 <= x < width``, ``0 <= y < height``), and, when
+    given, ``detected`` ``(T, J)`` is True for it (a dataset's visibility flag, or a renderer's occlusion
+    test) and its camera-frame ``depth`` ``(T, J)`` is positive (in front of the camera).
+    """
+    poses = np.asarray(poses, dtype=np.float64)
+    if poses.ndim != 3 or poses.shape[2] != 2:
+        raise ValueError(f"expected poses of shape (T, J, 2), got {poses.shape}")
+    h, w = frame_hw
+    if not (h > 0 and w > 0):
+        raise ValueError(f"frame_hw must be a positive (height, width), got {frame_hw}")
+    with np.errstate(invalid="ignore"):
+        x, y = poses[..., 0], poses[..., 1]
+        keep = np.isfinite(poses).all(axis=2) & (x >= 0) & (x < w) & (y >= 0) & (y < h)
+    for name, extra in (("detected", detected), ("depth", depth)):
+        if extra is None:
+            continue
+        extra = np.asarray(extra)
+        if extra.shape != poses.shape[:2]:
+            raise ValueError(f"{name} must have shape {poses.shape[:2]} like the poses, got {extra.shape}")
+        keep &= extra.astype(bool) if name == "detected" else extra > 0
+    return keep
+
+
+NORMALISATIONS = ("first", "sequence")
+
+
+def normalize_sequence(
+    poses: np.ndarray, mask: np.ndarray | None = None, reference: str = "first", keep_masked: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
     """Scale and shift a pose sequence so that its first pose's keypoints span ``[-1, 1]`` in x and y.
 
     ``poses`` ``(T, J, 2)`` (pixels or any unit), ``mask`` ``(T, J)`` bool, True where the keypoint is
     detected and inside the frame (default: all True). The per-axis affine map is computed from the visible
     keypoints of the first pose (the first frame with at least two visible keypoints spanning a non-zero
     extent on both axes, when the very first pose does not) and applied to the whole sequence, so later
-    changes of position and scale are kept. Returns ``(normalised (T, J, 2) float32, mask (T, J) bool)``
-    with masked coordinates set to 0 (the mask multiplies the input, as in the paper).
+    changes of position and scale are kept. ``reference="sequence"`` (an ablation, not the paper's) takes
+    the box of the visible keypoints of the whole sequence instead, so every coordinate lies in ``[-1, 1]``.
+    Returns ``(normalised (T, J, 2) float32, mask (T, J) bool)`` with masked coordinates set to 0 (the mask
+    multiplies the input, as in the paper), or, with ``keep_masked`` (for drawing), mapped like the others.
     """
+    if reference not in NORMALISATIONS:
+        raise ValueError(f"reference must be one of {list(NORMALISATIONS)}, got {reference!r}")
     poses = np.asarray(poses, dtype=np.float64)
     if poses.ndim != 3 or poses.shape[2] != 2 or poses.shape[0] < 1:
         raise ValueError(f"expected poses of shape (T, J, 2) with T >= 1, got {poses.shape}")
@@ -53,13 +105,14 @@ def normalize_sequence(poses: np.ndarray, mask: np.ndarray | None = None) -> tup
         raise ValueError(f"mask shape {mask.shape} does not match poses {poses.shape[:2]}")
     mask = mask & np.isfinite(poses).all(axis=2)
     lo, span = np.zeros(2), np.full(2, 2.0)  # identity-like fallback if no frame is usable
-    for t in range(len(poses)):
-        pts = poses[t][mask[t]]
+    candidates = [poses[mask]] if reference == "sequence" else (poses[t][mask[t]] for t in range(len(poses)))
+    for pts in candidates:
         if len(pts) >= 2 and (np.ptp(pts, axis=0) > 0).all():
             lo, span = pts.min(axis=0), np.ptp(pts, axis=0)
             break
     out = (poses - lo) / span * 2.0 - 1.0
-    out[~mask] = 0.0
+    if not keep_masked:
+        out[~mask] = 0.0
     return out.astype(np.float32), mask
 
 
@@ -90,6 +143,116 @@ def sliding_windows(poses: np.ndarray, mask: np.ndarray, chunk: int) -> tuple[np
     idx = np.arange(n)[:, None] - (chunk - 1) // 2 + np.arange(chunk)[None]
     idx = np.clip(idx, 0, n - 1)
     return np.asarray(poses, np.float32)[idx], np.asarray(mask, bool)[idx]
+
+
+def _triplet_starts(lengths: Sequence[int], chunk: int) -> np.ndarray:
+    """``(N, 2)`` int64 ``(sequence, first frame)`` of every triplet of ``3 chunk`` consecutive frames."""
+    parts = [np.column_stack([np.full(max(0, n - 3 * chunk + 1), s), np.arange(max(0, n - 3 * chunk + 1))])
+             for s, n in enumerate(lengths)]  # fmt: skip
+    return np.concatenate(parts).astype(np.int64) if parts else np.zeros((0, 2), np.int64)
+
+
+def _gather_triplets(
+    poses: Sequence[np.ndarray], masks: Sequence[np.ndarray], starts: np.ndarray, chunk: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The triplets at ``starts`` ``(N, 2)``, laid out as by :func:`make_triplets`:
+    ``(N, 3, chunk, J, 2)`` float32 and ``(N, 3, chunk, J)`` bool."""
+    j = poses[0].shape[1] if len(poses) else 0
+    x = np.empty((len(starts), 3 * chunk, j, 2), np.float32)
+    m = np.empty((len(starts), 3 * chunk, j), bool)
+    for s in np.unique(starts[:, 0]) if len(starts) else []:
+        rows = np.flatnonzero(starts[:, 0] == s)
+        idx = starts[rows, 1][:, None] + np.arange(3 * chunk)[None]
+        x[rows], m[rows] = np.asarray(poses[s], np.float32)[idx], np.asarray(masks[s], bool)[idx]
+    return x.reshape(len(starts), 3, chunk, j, 2), m.reshape(len(starts), 3, chunk, j)
+
+
+@dataclass(frozen=True)
+class TripletData:
+    """The training and validation triplets of one (dataset, split, ``T``, seed), shared by every model.
+
+    ``train``, ``val``: ``(x (N, 3, T, J, 2) float32, m (N, 3, T, J) bool)``; the first ``n_real`` training
+    triplets come from the dataset, any after them from 3D augmentation (:func:`add_augmentation`).
+    ``held_out``: ``(S,)`` bool, the dictionary sequences whose triplets validate instead of train.
+    """
+
+    train: tuple[np.ndarray, np.ndarray]
+    val: tuple[np.ndarray, np.ndarray]
+    held_out: np.ndarray
+    n_real: int
+
+    def fingerprint(self, real_only: bool = False) -> str:
+        """SHA-256 (16 hex digits) of the triplets and the split: equal fingerprints, equal data.
+        ``real_only`` leaves augmented triplets out, so models with and without them can be compared."""
+        n = self.n_real if real_only else len(self.train[0])
+        h = hashlib.sha256()
+        for a in (self.train[0][:n], self.train[1][:n], *self.val, self.held_out):
+            h.update(str(a.shape).encode())
+            h.update(np.ascontiguousarray(a).tobytes())
+        return h.hexdigest()[:16]
+
+
+def shared_triplets(
+    poses: Sequence[np.ndarray],
+    masks: Sequence[np.ndarray],
+    chunk: int,
+    seed: int,
+    val_share: float = 0.15,
+    cap: int | None = None,
+) -> TripletData:
+    """One validation split and one training triplet sample of the sequences ``poses`` ``(T_s, J, 2)`` with
+    ``masks`` ``(T_s, J)``, drawn from ``seed`` and ``chunk`` only, so every model compared on them sees the
+    same data whatever it is (training seeds then vary only initialisation and batch order).
+
+    A share ``val_share`` of the sequences (at least one, and at least one left to train) is held out and
+    all its triplets validate; the others' triplets train, at most ``cap`` of them (a uniform sample, in
+    sequence order; None: all).
+    """
+    if len(poses) != len(masks) or len(poses) < 2:
+        raise ValueError(f"need >= 2 sequences with one mask each, got {len(poses)} poses and {len(masks)} masks")
+    if not 0 < val_share < 1:
+        raise ValueError(f"val_share must be in (0, 1), got {val_share}")
+    rng = np.random.default_rng([seed, chunk])
+    n_val = min(len(poses) - 1, max(1, round(val_share * len(poses))))
+    held_out = np.zeros(len(poses), bool)
+    held_out[rng.choice(len(poses), n_val, replace=False)] = True
+    starts = _triplet_starts([len(p) for p in poses], chunk)
+    is_val = held_out[starts[:, 0]]
+    train_starts, val_starts = starts[~is_val], starts[is_val]
+    if len(train_starts) == 0 or len(val_starts) == 0:
+        raise ValueError(
+            f"no {'training' if len(train_starts) == 0 else 'validation'} triplets of {3 * chunk} frames: "
+            f"the sequences are too short for chunk={chunk}"
+        )
+    if cap is not None and len(train_starts) > cap:
+        train_starts = train_starts[np.sort(rng.choice(len(train_starts), cap, replace=False))]
+    train = _gather_triplets(poses, masks, train_starts, chunk)
+    return TripletData(train, _gather_triplets(poses, masks, val_starts, chunk), held_out, len(train_starts))
+
+
+def add_augmentation(
+    data: TripletData,
+    poses: Sequence[np.ndarray],
+    masks: Sequence[np.ndarray],
+    ratio: float,
+    seed: int,
+) -> TripletData:
+    """``data`` with ``ratio x n_real`` augmented triplets (from sequences ``poses``, ``masks``) appended
+    after its real ones; validation unchanged.
+
+    The augmented triplets are the first ones of a fixed random order of all triplets of the augmentation
+    sequences (drawn from ``seed`` and the chunk length), so a smaller ratio takes a subset of a larger
+    one's. When the sequences hold fewer triplets than asked, all of them are used.
+    """
+    if ratio < 0:
+        raise ValueError(f"ratio must be >= 0, got {ratio}")
+    chunk = data.train[0].shape[2]
+    starts = _triplet_starts([len(p) for p in poses], chunk)
+    order = np.random.default_rng([seed, chunk, 1]).permutation(len(starts))
+    picked = starts[order[: min(len(starts), round(ratio * data.n_real))]]
+    aug = _gather_triplets(poses, masks, picked, chunk)
+    train = tuple(np.concatenate([a[: data.n_real], b]) for a, b in zip(data.train, aug, strict=True))
+    return TripletData(train, data.val, data.held_out, data.n_real)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -189,18 +352,22 @@ def skip_loss(
     pred_future: torch.Tensor,
     x: torch.Tensor,
     m: torch.Tensor,
+    reduction: str = "mean",
 ) -> torch.Tensor:
     """Eq. 5, masked: ``(||ã_p - a_p||² + ||ã_f - a_f||²) / 4`` over visible keypoints, mean over the batch.
 
     ``x`` ``(B, 3, T, J, 2)`` and ``m`` ``(B, 3, T, J)`` are the (past, current, future) triplets; the
     predictions are ``(B, T, J, 2)``. Masked keypoints of the targets contribute nothing. With
-    ``pred_past=None`` (no past decoding) only the future term is kept.
+    ``pred_past=None`` (no past decoding) only the future term is kept. ``reduction="none"`` returns the
+    ``(B,)`` per-triplet losses.
     """
+    if reduction not in ("mean", "none"):
+        raise ValueError(f"reduction must be 'mean' or 'none', got {reduction!r}")
     w = m.unsqueeze(-1).to(x.dtype)
     loss = (w[:, 2] * (pred_future - x[:, 2]) ** 2).flatten(1).sum(1)
     if pred_past is not None:
         loss = loss + (w[:, 0] * (pred_past - x[:, 0]) ** 2).flatten(1).sum(1)
-    return loss.mean() / 4.0
+    return loss.mean() / 4.0 if reduction == "mean" else loss / 4.0
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -216,8 +383,10 @@ class TrainHistory:
     best_epoch: int = 0
 
 
-def _batches(n: int, batch_size: int, gen: torch.Generator | None) -> list[torch.Tensor]:
-    order = torch.randperm(n, generator=gen) if gen is not None else torch.arange(n)
+def _batches(n: int, batch_size: int, gen: torch.Generator | None, device: torch.device) -> list[torch.Tensor]:
+    """Index batches on ``device``: a permutation drawn on the CPU from ``gen`` (the same on every device),
+    copied once, or ``0 .. n - 1`` in order when ``gen`` is None."""
+    order = torch.randperm(n, generator=gen).to(device) if gen is not None else torch.arange(n, device=device)
     return list(order.split(batch_size))
 
 
@@ -237,6 +406,7 @@ def train_skip_pose(
 
     After each epoch the loss on ``val`` triplets is measured; at the end the model holds the weights of
     the epoch with the lowest validation loss (the paper chooses the number of epochs on a validation set).
+    A non-finite training loss stops training at the end of its epoch (:class:`lib.runtime.NonFiniteLossError`).
     With a ``checkpointer`` (``every`` counted in epochs) training resumes from its latest checkpoint.
     """
     if epochs < 1:
@@ -250,7 +420,7 @@ def train_skip_pose(
     device = torch.device(device)
     model.to(device)
     opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
-    xt, mt = torch.as_tensor(train[0]), torch.as_tensor(train[1])
+    xt, mt = torch.as_tensor(train[0], device=device), torch.as_tensor(train[1], device=device)
     xv, mv = torch.as_tensor(val[0], device=device), torch.as_tensor(val[1], device=device)
     hist, best, start = TrainHistory(), None, 0
     if checkpointer is not None and (ck := checkpointer.load_latest()) is not None:
@@ -264,17 +434,17 @@ def train_skip_pose(
         torch.randperm(len(xt), generator=gen)
     for epoch in range(start, epochs):
         model.train()
-        total = 0.0
-        for b in _batches(len(xt), batch_size, gen):
-            x, m = xt[b].to(device), mt[b].to(device)
+        total = torch.zeros((), device=device)  # summed on the device: no host sync per step
+        for b in _batches(len(xt), batch_size, gen, device):  # no host sync inside an epoch
+            x, m = xt[b], mt[b]
             past, future = model(x[:, 1], m[:, 1])
             loss = skip_loss(past, future, x, m)
-            check_finite(epoch, skip_loss=loss)
             opt.zero_grad()
             loss.backward()
             opt.step()
-            total += float(loss.detach()) * len(b)
-        hist.train.append(total / len(xt))
+            total += loss.detach() * len(b)
+        check_finite(epoch + 1, skip_loss=total / len(xt))
+        hist.train.append(float(total) / len(xt))
         hist.val.append(_eval_loss(model, xv, mv, batch_size * 8))
         if hist.best_epoch == 0 or hist.val[-1] < hist.val[hist.best_epoch - 1]:
             hist.best_epoch = epoch + 1
@@ -289,13 +459,29 @@ def train_skip_pose(
 
 
 @torch.no_grad()
-def _eval_loss(model: nn.Module, x: torch.Tensor, m: torch.Tensor, batch_size: int) -> float:
+def triplet_losses(
+    model: SkipPose | SkipPoseAE, triplets: tuple[np.ndarray, np.ndarray], batch_size: int = 4096
+) -> np.ndarray:
+    """Per-triplet Eq. 5 loss ``(N,)`` of ``model`` on triplets ``(x (N, 3, T, J, 2), m (N, 3, T, J))``: the
+    held-out metric of the learn check (:func:`lib.evaluation.uncertainty.learned`, lower is better)."""
+    device = next(model.parameters()).device
+    x = torch.as_tensor(triplets[0], device=device)
+    m = torch.as_tensor(triplets[1], device=device)
+    return _item_losses(model, x, m, batch_size).cpu().numpy().astype(np.float64)
+
+
+@torch.no_grad()
+def _item_losses(model: nn.Module, x: torch.Tensor, m: torch.Tensor, batch_size: int) -> torch.Tensor:
     model.eval()
-    total = 0.0
-    for b in _batches(len(x), batch_size, None):
+    out = []
+    for b in _batches(len(x), batch_size, None, x.device):
         past, future = model(x[b, 1], m[b, 1])
-        total += float(skip_loss(past, future, x[b], m[b])) * len(b)
-    return total / len(x)
+        out.append(skip_loss(past, future, x[b], m[b], reduction="none"))
+    return torch.cat(out)
+
+
+def _eval_loss(model: nn.Module, x: torch.Tensor, m: torch.Tensor, batch_size: int) -> float:
+    return float(_item_losses(model, x, m, batch_size).mean())
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -316,7 +502,7 @@ def embed_sequences(
     x = torch.as_tensor(np.concatenate([w[0] for w in wins]))
     m = torch.as_tensor(np.concatenate([w[1] for w in wins]))
     feats = torch.cat(
-        [model.encode(x[b].to(device), m[b].to(device)).cpu() for b in _batches(len(x), batch_size, None)]
+        [model.encode(x[b].to(device), m[b].to(device)).cpu() for b in _batches(len(x), batch_size, None, x.device)]
     )
     return [f.numpy() for f in feats.split([len(p) for p in poses])]
 
@@ -345,17 +531,25 @@ def recognise(
     query_labels: np.ndarray,
     dict_feats: Sequence[np.ndarray],
     dict_labels: np.ndarray,
+    mode: str = "similarity",
     length_normalise: bool = True,
     device: str | torch.device | None = None,
 ) -> dict[str, np.ndarray | float]:
     """DTW + nearest neighbour: each query takes the label of the dictionary sequence with the best score.
 
-    ``scores`` ``(n_q, n_d)`` is the cosine-similarity DTW score (:func:`lib.evaluation.dtw.dtw_scores`, Eq. 7), divided
-    by ``Tq + Td`` when ``length_normalise``: the summed path grows with the sequences' lengths, so without
-    it long dictionary sequences win whenever similarities are positive (harmless on JHMDB's 15-40 frame
-    clips, ruinous on Penn Action's 18-663). Returns ``scores``, ``predicted`` labels, ``accuracy``
-    (1-NN, :func:`lib.evaluation.metrics.one_nn_accuracy`) and ``macro_ap``, the mean of
-    :func:`lib.evaluation.metrics.per_class_average_precision`.
+    ``scores`` ``(n_q, n_d)`` are cosine-similarity DTW scores (:func:`lib.evaluation.dtw.dtw_scores`) in
+    ``mode``: ``"similarity"``, the paper's summed similarity along the best path (Eq. 7), divided by
+    ``Tq + Td`` when ``length_normalise`` (the sum grows with the sequences' lengths, so without it long
+    dictionary sequences win whenever similarities are positive: harmless on JHMDB's 15-40 frame clips,
+    ruinous on Penn Action's 18-663); or ``"cost"``, the mean similarity along the least-cost alignment,
+    already comparable across lengths (``length_normalise`` does not apply). Returns ``scores``,
+    ``predicted`` labels, ``correct`` ``(n_q,)`` bool per query, ``accuracy`` (1-NN,
+    :func:`lib.evaluation.metrics.one_nn_accuracy`), ``per_class_accuracy`` (the mean over the query
+    classes of their accuracy, read off the confusion matrix: ``sklearn.metrics.balanced_accuracy_score``),
+    ``macro_ap`` (the mean of :func:`lib.evaluation.metrics.per_class_average_precision` over the query
+    classes the dictionary has), ``classes``
+    (sorted labels of queries and dictionary) and ``confusion`` (counts, rows true class, columns
+    predicted, in that order).
     """
     query_labels, dict_labels = np.asarray(query_labels), np.asarray(dict_labels)
     if len(query_labels) != len(query_feats) or len(dict_labels) != len(dict_feats):
@@ -363,12 +557,20 @@ def recognise(
             f"labels and features differ in count: {len(query_labels)} vs {len(query_feats)} queries, "
             f"{len(dict_labels)} vs {len(dict_feats)} dictionary sequences"
         )
-    scores = dtw_scores(query_feats, dict_feats, cosine=True, device=device)
-    if length_normalise:
+    scores = dtw_scores(query_feats, dict_feats, cosine=True, device=device, mode=mode)
+    if mode == "similarity" and length_normalise:
         scores = scores / np.add.outer([len(f) for f in query_feats], [len(f) for f in dict_feats])
+    predicted = dict_labels[scores.argmax(axis=1)]
+    classes = np.unique(np.concatenate([query_labels, dict_labels]))
+    confusion = confusion_matrix(query_labels, predicted, labels=classes)
+    asked = confusion.sum(axis=1) > 0  # classes with queries
     return {
         "scores": scores,
-        "predicted": dict_labels[scores.argmax(axis=1)],
+        "predicted": predicted,
+        "correct": predicted == query_labels,
         "accuracy": one_nn_accuracy(scores, query_labels, dict_labels),
-        "macro_ap": float(np.mean(list(per_class_average_precision(scores, query_labels, dict_labels).values()))),
+        "per_class_accuracy": float(np.mean(np.diag(confusion)[asked] / confusion.sum(axis=1)[asked])),
+        "macro_ap": float(np.nanmean(list(per_class_average_precision(scores, query_labels, dict_labels).values()))),
+        "classes": classes,
+        "confusion": confusion,
     }

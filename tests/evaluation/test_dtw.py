@@ -1,4 +1,4 @@
-"""DTW: reference against brute force over all monotone paths; batched against the reference."""
+"""DTW in both modes: references against brute force over all monotone paths; batched against the references."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from lib.evaluation.dtw import dtw_scores, dtw_similarity
+from lib.evaluation.dtw import dtw_cost, dtw_scores, dtw_similarity
 
 
 def all_paths(tq: int, td: int):
@@ -34,6 +34,40 @@ def test_reference_matches_brute_force(shape):
         assert sim[path[:, 0], path[:, 1]].sum() == pytest.approx(score)
 
 
+def _valid_path(path: np.ndarray, shape: tuple[int, int]) -> bool:
+    steps = {tuple(s) for s in np.diff(path, axis=0)}
+    ends = tuple(path[0]) == (0, 0) and tuple(path[-1]) == (shape[0] - 1, shape[1] - 1)
+    return ends and steps <= {(1, 0), (0, 1), (1, 1)}
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (1, 4), (4, 1), (3, 3), (4, 5), (5, 3)])
+def test_cost_reference_matches_brute_force(shape):
+    rng = np.random.default_rng(10 + sum(shape))
+    for _ in range(5):
+        sim = rng.uniform(-1, 1, size=shape)
+        paths = list(all_paths(*shape))
+        costs = [sum(1 - sim[i, j] for i, j in p) for p in paths]
+        best = paths[int(np.argmin(costs))]  # unique with probability 1 on random maps
+        score, path = dtw_cost(sim)
+        assert path.tolist() == [list(c) for c in best] and _valid_path(path, shape)
+        assert score == pytest.approx(1 - min(costs) / len(best))
+        assert score == pytest.approx(sim[path[:, 0], path[:, 1]].mean())  # the mean similarity on the path
+
+
+def test_identical_sequences_align_on_the_diagonal_only_in_the_cost_mode():
+    # positive features: every cosine is positive, as with trained skip-pose features
+    x = np.random.default_rng(0).uniform(0.1, 1.0, size=(30, 8))
+    sim = cosine_map(x, x)
+    score, path = dtw_cost(sim)
+    assert path.tolist() == [[t, t] for t in range(30)]
+    assert score == pytest.approx(1.0)
+    # Eq. 7 collects every cell it can: a staircase of 2 * 30 - 1 cells, not one diagonal step
+    score_sum, stairs = dtw_similarity(sim)
+    steps = np.diff(stairs, axis=0)
+    assert len(stairs) == 59 and not (steps == 1).all(axis=1).any()
+    assert score_sum > 30.0
+
+
 def test_reference_follows_the_bright_diagonal():
     sim = -np.ones((4, 4))
     np.fill_diagonal(sim, 1.0)
@@ -58,16 +92,25 @@ def cosine_map(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 @pytest.mark.parametrize("frames_per_chunk", [1, 16, 4096])
-def test_batched_equals_reference(frames_per_chunk):
+@pytest.mark.parametrize(("mode", "reference"), [("similarity", dtw_similarity), ("cost", dtw_cost)])
+def test_batched_equals_reference(frames_per_chunk, mode, reference):
     rng = np.random.default_rng(frames_per_chunk)
     queries = [rng.normal(size=(rng.integers(1, 15), 6)) for _ in range(7)]
     dictionary = [rng.normal(size=(rng.integers(1, 15), 6)) for _ in range(9)]
-    got = dtw_scores(queries, dictionary, frames_per_chunk=frames_per_chunk)
-    want = np.array([[dtw_similarity(cosine_map(q, d))[0] for d in dictionary] for q in queries])
+    got = dtw_scores(queries, dictionary, frames_per_chunk=frames_per_chunk, mode=mode)
+    want = np.array([[reference(cosine_map(q, d))[0] for d in dictionary] for q in queries])
     np.testing.assert_allclose(got, want, atol=1e-4)
-    dot = dtw_scores([torch.as_tensor(q) for q in queries], dictionary, cosine=False)
-    want_dot = np.array([[dtw_similarity(q @ d.T)[0] for d in dictionary] for q in queries])
+    dot = dtw_scores([torch.as_tensor(q) for q in queries], dictionary, cosine=False, mode=mode)
+    want_dot = np.array([[reference(q @ d.T)[0] for d in dictionary] for q in queries])
     np.testing.assert_allclose(dot, want_dot, rtol=1e-4, atol=1e-4)
+
+
+def test_batched_cost_mode_scores_identical_sequences_one():
+    rng = np.random.default_rng(3)
+    seqs = [rng.uniform(0.1, 1.0, size=(n, 5)) for n in (3, 17, 40)]
+    got = dtw_scores(seqs, seqs, mode="cost")
+    np.testing.assert_allclose(np.diag(got), 1.0, atol=1e-5)
+    assert (got.argmax(axis=1) == np.arange(3)).all()
 
 
 def test_batched_rejects_bad_input():
@@ -75,6 +118,8 @@ def test_batched_rejects_bad_input():
         dtw_scores([np.zeros((3, 4))], [np.zeros((3, 5))])
     with pytest.raises(ValueError, match="non-empty"):
         dtw_scores([np.zeros((0, 4))], [np.zeros((3, 4))])
+    with pytest.raises(ValueError, match="mode"):
+        dtw_scores([np.ones((3, 4))], [np.ones((3, 4))], mode="max")
 
 
 def test_batched_rejects_non_finite_features_naming_the_sequence_and_frame():

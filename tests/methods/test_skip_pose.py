@@ -1,25 +1,31 @@
-"""Known answers for lib.methods.skip_pose: normalisation, chunking, masked loss, shared layers, training, 1-NN."""
+"""Known answers for lib.methods.skip_pose: masks, normalisation, chunking, shared triplets, masked loss,
+shared layers, training, 1-NN."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
+from sklearn.metrics import balanced_accuracy_score, confusion_matrix
 
 from lib.methods.skip_pose import (
     SkipPose,
     SkipPoseAE,
+    add_augmentation,
     embed_sequences,
+    keypoint_mask,
     make_triplets,
     normalize_sequence,
     pca_features,
     recognise,
+    shared_triplets,
     skip_loss,
     sliding_windows,
     train_skip_pose,
+    triplet_losses,
     window_features,
 )
-from lib.runtime import Checkpointer
+from lib.runtime import Checkpointer, NonFiniteLossError
 
 
 def test_normalize_maps_first_pose_box_to_unit_square():
@@ -42,6 +48,9 @@ def test_normalize_ignores_masked_keypoints_and_zeroes_them():
     np.testing.assert_allclose(out[0, :2], [[-1, -1], [1, 1]])
     np.testing.assert_allclose(out[1, 0], [0, 0])  # (2, 1) is the centre of the first box
     assert (out[~m] == 0).all() and (m == mask).all()
+    kept, _ = normalize_sequence(poses, mask, keep_masked=True)  # for drawing: the same map, nothing zeroed
+    np.testing.assert_allclose(kept[0, 2], [(1000 - 0) / 4 * 2 - 1, (-50 - 0) / 2 * 2 - 1])
+    np.testing.assert_allclose(kept[m], out[m])
 
 
 def test_normalize_skips_degenerate_first_pose_and_rejects_bad_shapes():
@@ -52,6 +61,35 @@ def test_normalize_skips_degenerate_first_pose_and_rejects_bad_shapes():
         normalize_sequence(np.zeros((4, 13)))
     with pytest.raises(ValueError, match="mask shape"):
         normalize_sequence(np.zeros((4, 13, 2)), np.ones((4, 12), bool))
+
+
+def test_keypoint_mask_keeps_detected_keypoints_inside_the_frame():
+    # frame 4 px high, 6 px wide: x in [0, 6), y in [0, 4)
+    poses = np.array([[[0.0, 0.0], [5.9, 3.9], [6.0, 1.0], [-0.1, 1.0], [1.0, 4.0], [np.nan, 1.0]]])
+    np.testing.assert_array_equal(keypoint_mask(poses, (4, 6)), [[True, True, False, False, False, False]])
+    detected = np.array([[False, True, True, True, True, True]])
+    np.testing.assert_array_equal(keypoint_mask(poses, (4, 6), detected=detected)[0, :2], [False, True])
+    depth = np.array([[1.0, -1.0, 1.0, 1.0, 1.0, 1.0]])
+    np.testing.assert_array_equal(keypoint_mask(poses, (4, 6), depth=depth)[0, :2], [True, False])
+    with pytest.raises(ValueError, match="detected must have shape"):
+        keypoint_mask(poses, (4, 6), detected=np.ones((1, 5), bool))
+    with pytest.raises(ValueError, match="frame_hw"):
+        keypoint_mask(poses, (0, 6))
+
+
+def test_sequence_box_normalisation_bounds_every_visible_keypoint():
+    rng = np.random.default_rng(1)
+    poses = rng.uniform(0, 100, size=(6, 4, 2))
+    poses[3] += 300.0  # the person moves far from the first pose's box
+    mask = rng.random((6, 4)) > 0.2
+    mask[0] = True
+    first, _ = normalize_sequence(poses, mask)
+    whole, m = normalize_sequence(poses, mask, reference="sequence")
+    assert np.abs(first[mask]).max() > 3  # the paper's first-pose box leaves the later frame far outside
+    np.testing.assert_allclose(whole[m].min(axis=0), [-1, -1], atol=1e-6)
+    np.testing.assert_allclose(whole[m].max(axis=0), [1, 1], atol=1e-6)
+    with pytest.raises(ValueError, match="reference"):
+        normalize_sequence(poses, mask, reference="box")
 
 
 def test_triplets_are_consecutive_chunks():
@@ -68,6 +106,49 @@ def test_sliding_windows_one_per_frame_with_repeated_edges():
     assert x.shape == (5, 4, 1, 2) and m.shape == (5, 4, 1)
     np.testing.assert_array_equal(x[0, :, 0, 0], [0, 0, 1, 2])
     np.testing.assert_array_equal(x[4, :, 0, 0], [3, 4, 4, 4])
+
+
+def _sequences(n: int, seed: int, joints: int = 3):
+    rng = np.random.default_rng(seed)
+    poses = [rng.normal(size=(int(t), joints, 2)).astype(np.float32) for t in rng.integers(8, 20, n)]
+    return poses, [rng.random(p.shape[:2]) > 0.2 for p in poses]
+
+
+def test_shared_triplets_split_by_sequence_and_match_make_triplets():
+    poses, masks = _sequences(10, 0)
+    data = shared_triplets(poses, masks, chunk=2, seed=0, val_share=0.3)
+    assert data.held_out.sum() == 3 and data.n_real == len(data.train[0])
+    # brute force: every triplet of the held-out sequences validates, every other one trains
+    parts = [make_triplets(p, m, chunk=2) for p, m in zip(poses, masks, strict=True)]
+    for arrays, side in ((data.val, True), (data.train, False)):
+        for k in (0, 1):
+            want = np.concatenate([part[k] for part, h in zip(parts, data.held_out, strict=True) if h == side])
+            np.testing.assert_array_equal(arrays[k], want)
+    capped = shared_triplets(poses, masks, chunk=2, seed=0, val_share=0.3, cap=20)
+    assert len(capped.train[0]) == 20 and (capped.held_out == data.held_out).all()
+    with pytest.raises(ValueError, match="too short"):
+        shared_triplets(poses, masks, chunk=7, seed=0)
+
+
+def test_compared_models_see_identical_data_with_augmentation_on_top():
+    poses, masks = _sequences(10, 1)
+    aug_poses, aug_masks = _sequences(30, 2)
+    # each compared model asks for its data: the same (dataset, split, T, seed) gives the same hash
+    fingerprints = {kind: shared_triplets(poses, masks, chunk=2, seed=5).fingerprint() for kind in ("ae", "skip")}
+    assert len(set(fingerprints.values())) == 1
+    assert shared_triplets(poses, masks, chunk=2, seed=6).fingerprint() != fingerprints["skip"]
+    base = shared_triplets(poses, masks, chunk=2, seed=5)
+    half = add_augmentation(base, aug_poses, aug_masks, ratio=0.5, seed=5)
+    full = add_augmentation(base, aug_poses, aug_masks, ratio=1.0, seed=5)
+    # the real triplets and the validation split are untouched; augmentation is nested across ratios
+    assert half.fingerprint(real_only=True) == full.fingerprint(real_only=True) == base.fingerprint()
+    assert half.fingerprint() != base.fingerprint()
+    assert len(full.train[0]) == 2 * base.n_real and len(half.train[0]) == base.n_real + round(0.5 * base.n_real)
+    np.testing.assert_array_equal(half.train[0], full.train[0][: len(half.train[0])])
+    assert add_augmentation(base, aug_poses, aug_masks, ratio=0.0, seed=5).fingerprint() == base.fingerprint()
+    # never more augmented triplets than the augmentation sequences hold (3 chunks of 2 frames each)
+    n_pool = sum(len(p) - 5 for p in aug_poses)
+    assert len(add_augmentation(base, aug_poses, aug_masks, ratio=100.0, seed=5).train[0]) == base.n_real + n_pool
 
 
 def _triplet_batch(seed: int, n: int = 6, chunk: int = 3, joints: int = 5):
@@ -111,6 +192,22 @@ def test_loss_is_eq5_on_a_hand_computed_case():
     zero = torch.zeros(1, 1, 1, 2)
     assert float(skip_loss(zero, zero, x, m)) == pytest.approx((1 + 4 + 9) / 4)
     assert float(skip_loss(None, zero, x, m)) == pytest.approx(9 / 4)
+
+
+@pytest.mark.parametrize("past", [True, False])
+def test_per_triplet_losses_average_to_the_batch_loss(past):
+    x, m = _triplet_batch(7)
+    torch.manual_seed(0)
+    model = SkipPose(n_joints=5, chunk=3, hidden=8, past=past)
+    items = triplet_losses(model, (x.numpy(), m.numpy()), batch_size=4)
+    with torch.no_grad():
+        pred_past, pred_future = model(x[:, 1], m[:, 1])
+        batch = float(skip_loss(pred_past, pred_future, x, m))
+        one = float(skip_loss(None if pred_past is None else pred_past[2:3], pred_future[2:3], x[2:3], m[2:3]))
+    assert items.shape == (6,) and items.mean() == pytest.approx(batch, rel=1e-5)
+    assert items[2] == pytest.approx(one, rel=1e-5)
+    with pytest.raises(ValueError, match="reduction"):
+        skip_loss(None, pred_future, x, m, reduction="sum")
 
 
 def test_fc_layers_are_shared_by_encoder_and_both_decoders():
@@ -169,6 +266,10 @@ def test_training_lowers_validation_loss_and_resumes_identically(tmp_path):
         torch.testing.assert_close(a, b)
     with pytest.raises(ValueError, match="triplets"):
         train_skip_pose(model, (train[0][:, :, :1], train[1][:, :, :1]), val, epochs=1)
+    broken = train[0].copy()
+    broken[3, 2, 0, 0, 0] = np.nan  # a visible future keypoint: the loss is NaN
+    with pytest.raises(NonFiniteLossError, match="step 1"):
+        train_skip_pose(SkipPose(n_joints=3, chunk=2, hidden=4), (broken, train[1]), val, epochs=2, batch_size=16)
 
 
 def test_pca_features_keep_at_most_64_components():
@@ -194,6 +295,17 @@ def test_recognise_one_nn_on_a_hand_made_dictionary():
     # class 1 scores are sums of cosines over 5-step paths: 0.995 * 5 (query 1), 0.447 * 5 (query 0),
     # 0.287 * 5 (query 2): positives rank 1st and 3rd, AP (1 + 2/3) / 2; class 0: its only positive ranks first
     assert out["macro_ap"] == pytest.approx((1 + (1 + 2 / 3) / 2) / 2)
+    np.testing.assert_array_equal(out["correct"], [True, True, False])
+    np.testing.assert_array_equal(out["classes"], [0, 1, 2])
+    np.testing.assert_array_equal(out["confusion"], confusion_matrix(query_labels, [0, 1, 2], labels=[0, 1, 2]))
+    # class 0: 1 of 1 right, class 1: 1 of 2 right (class 2 has no query)
+    assert out["per_class_accuracy"] == pytest.approx((1 + 0.5) / 2)
+    with pytest.warns(UserWarning, match="y_pred contains classes not in y_true"):  # class 2 has no query
+        assert out["per_class_accuracy"] == pytest.approx(balanced_accuracy_score(query_labels, out["predicted"]))
+    # the cost mode: the mean cosine along the least-cost path (here every cell of a map is equal)
+    cost = recognise(queries, query_labels, dict_feats, dict_labels, mode="cost")
+    np.testing.assert_array_equal(cost["predicted"], [0, 1, 2])
+    assert cost["scores"][0, 0] == pytest.approx(1 / np.sqrt(1.25), rel=1e-5)
 
 
 def test_length_normalisation_removes_the_bias_towards_long_dictionary_sequences():

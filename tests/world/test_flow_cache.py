@@ -76,11 +76,14 @@ def test_a_cache_written_for_other_frames_is_regenerated(tmp_path):
     good = world_flows(world, [0], workers=1, cache_dir=tmp_path)
     with np.load(good.path, allow_pickle=False) as z:
         arrays = {k: z[k] for k in z.files}
+    original = arrays["index"].copy()
     arrays["index"] = arrays["index"] + 1
     with open(good.path, "wb") as f:
         np.savez(f, **arrays)
     with pytest.warns(UserWarning, match="do not match"):
         world_flows(world, [0], workers=1, cache_dir=tmp_path)
+    with np.load(good.path, allow_pickle=False) as z:
+        assert np.array_equal(z["index"], original)  # rewritten for these frames
 
 
 def test_world_flows_needs_sequences(tmp_path):
