@@ -163,7 +163,7 @@ class RunResult:
 
 
 @contextlib.contextmanager
-def _quiet_kernels():
+def quiet_kernels():
     """Hide the jupyter client's "Kernel is running over TCP without encryption" warning (our kernels listen
     on localhost only) and papermill's per-cell logging: a user sees progress and results, not noise."""
     names = ("papermill", "traitlets", "jupyter_client")
@@ -208,7 +208,7 @@ def run_notebook(
     tmp = reports_dir / f".{stem}.running.ipynb"
     start = time.perf_counter()
     try:
-        with _quiet_kernels():
+        with quiet_kernels():
             papermill.execute_notebook(
                 str(path), str(tmp), parameters=params, cwd=str(path.parent), kernel_name=kernel,
                 progress_bar=False, execution_timeout=cell_timeout, extra_arguments=KERNEL_ARGS,
@@ -240,7 +240,7 @@ def refresh(selection: Sequence[str], notebooks_dir: Path = NOTEBOOKS) -> int:
         print(f"[refresh] {path.stem} ...", flush=True)
         start = time.perf_counter()
         try:
-            with _quiet_kernels():
+            with quiet_kernels():
                 papermill.execute_notebook(
                     str(path), str(path), parameters={"profile": "smoke"}, cwd=str(path.parent),
                     kernel_name="python3", progress_bar=False, extra_arguments=KERNEL_ARGS,
