@@ -163,8 +163,8 @@ def _run(ex: Exercise, student_fn: Callable[..., Any]) -> Outcome:
         return Outcome(ex.name, "passed", f"all {len(cases)} cases", len(cases))
     case, expected, actual, why = failures[0]
     detail = (
-        f"{len(failures)} of {len(cases)} cases wrong. The smallest:\n{_describe(ex, case)}\n"
-        f"  expected: {show(expected)}\n  got:      {show(actual)}\n  ({why})"
+        f"{len(failures)} of {len(cases)} cases wrong; the smallest: {why}\n{_describe(ex, case)}\n"
+        f"  expected: {show(expected)}\n  got:      {show(actual)}"
     )
     return Outcome(ex.name, "failed", detail, len(cases))
 

@@ -207,7 +207,7 @@ def test_reference_passes_and_stub_is_not_attempted(name):
 def test_wrong_answer_is_caught(name, k):
     out = check(name, WRONG[name][k], quiet=True)
     assert out.status == "failed", out.message
-    assert "The smallest:" in out.detail and "expected:" in out.detail and "got:" in out.detail
+    assert "cases wrong; the smallest: " in out.detail and "expected:" in out.detail and "got:" in out.detail
 
 
 def test_the_smallest_failing_input_is_reported_and_the_reference_code_never(capsys):

@@ -83,7 +83,9 @@ def test_grading_a_submission_folder(tmp_path):
         ("erin", "-", "crashed"),
     ]
     by = {(Path(r.notebook).parent.name, r.exercise): r for r in rows}
-    assert "of 12 cases wrong. The smallest:" in by["alice", "02.dtw_score"].detail
+    assert (
+        "12 of 12 cases wrong; the smallest: expected 0.5, got -inf\ndtw_score(" in by["alice", "02.dtw_score"].detail
+    )
     assert by["carol", "02.dtw_score"].detail == "RuntimeError: unfinished work below before this check"
     assert by["dave", "02.strict_pcp"].detail.startswith("IndexError: ")
     assert by["dave", "02.dtw_score"].detail == "the notebook ran longer than 25 s before this check"
