@@ -5,8 +5,8 @@ of the function the student writes, its reference (the ``lib`` function the pape
 hand cases (ties, masked entries, single frames, boundaries) and seeded random cases. ``check(name, fn)``
 runs both on every case and prints ``PASS`` or the *smallest* failing input with the expected and the
 actual value; it never shows the reference's code. A function still raising ``NotImplementedError`` is
-"not attempted", any other exception an "error" with its message; ``check`` itself never raises, so an
-unfinished notebook still executes from top to bottom.
+"not attempted", any other exception an "error" with its message and input; no exception of the student's
+function escapes ``check``, so an unfinished notebook still executes from top to bottom.
 
 In a Jupyter kernel the outcome is also displayed as a JSON record under the MIME type :data:`MIME`, stored
 in the executed notebook, where :mod:`lib.grading` reads it back (no side file, nothing unpickled).
