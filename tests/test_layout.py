@@ -23,6 +23,7 @@ LAYER = {
     "nets": 2,
     "methods": 3,
     "reproduce": 4,
+    "benchmark": 4,
 }
 FORBIDDEN = {"data": {"world", "evaluation"}}  # beyond the left-to-right rule
 
