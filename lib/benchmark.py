@@ -165,13 +165,15 @@ def _load_lspet(data_root: str | Path | None, size: dict[str, Any]) -> tuple[Fra
     if not (root / "lspet" / "joints.mat").exists():
         return None, f"LSPET not found under {root} (expected lspet/joints.mat); the LSPET transfer column is left out"
     stills = load_lspet(root / "lspet")
-    keep = np.flatnonzero(stills.visible.all(1))[: size["lspet_images"]]  # fully visible: every joint scored
+    full = np.flatnonzero(stills.visible.all(1))  # fully visible: every joint scored
+    keep = full[: size["lspet_images"]]
     sub = dataclasses.replace(
         stills, image_paths=[stills.image_paths[i] for i in keep], joints=stills.joints[keep],
         visible=stills.visible[keep], split=stills.split[keep], extra={k: v[keep] for k, v in stills.extra.items()},
     )  # fmt: skip
     crops, joints = crop_stills(sub, size["crop"])
-    return Frames(crops, joints), f"LSPET: the first {len(keep)} fully visible images, never trained on"
+    note = f"LSPET: {len(keep)} fully visible images (first of {len(full)} of {len(stills.joints)}), never trained on"
+    return Frames(crops, joints), note
 
 
 def resized(images: np.ndarray, size: int) -> np.ndarray:
