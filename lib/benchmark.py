@@ -60,8 +60,8 @@ SIZES: dict[str, dict[str, Any]] = {
         tr_steps=60, skip_epochs=10, chunk=2, lspet_images=300,
     ),
     "full": dict(
-        crop=64, width=32, anchors=40, probe_epochs=30, probe_width=None, sl_steps=2000, sl_batch=128,
-        pfa_steps=1000, pfa_low=300, pfa_batch=64, pfa_width=32, rec_epochs=6, rec_steps=200, rec_triplets=128,
+        crop=64, width=32, anchors=40, probe_epochs=20, probe_width=None, sl_steps=1500, sl_batch=128,
+        pfa_steps=800, pfa_low=200, pfa_batch=64, pfa_width=32, rec_epochs=4, rec_steps=150, rec_triplets=128,
         tr_steps=300, skip_epochs=40, chunk=2, lspet_images=2000,
     ),
 }  # fmt: skip
@@ -626,12 +626,13 @@ def probe_items(
 
 
 def recognition_items(
-    q_feats: list, q_labels: np.ndarray, d_feats: list, d_labels: np.ndarray
+    q_feats: list, q_labels: np.ndarray, d_feats: list, d_labels: np.ndarray, device: str | torch.device = "cpu"
 ) -> dict[str, np.ndarray]:
     """DTW 1-NN over per-frame features (:func:`lib.methods.skip_pose.recognise`, cosine maps) in both DTW modes;
     items: each query sequence's 0 / 100 correctness."""
     return {
-        f"DTW 1-NN ({m})": 100.0 * skip_pose.recognise(q_feats, q_labels, d_feats, d_labels, mode=m)["correct"]
+        f"DTW 1-NN ({m})": 100.0
+        * skip_pose.recognise(q_feats, q_labels, d_feats, d_labels, m, device=device)["correct"]
         for m in DTW_MODES
     }
 
@@ -673,7 +674,7 @@ def evaluate(method: Method, fitted: Fitted, s: Setting) -> Scores:
     if method.kind == SEQUENCE:
         q = method.embed(fitted.state, _seq_data(s, q_seqs))
         d = method.embed(fitted.state, _seq_data(s, d_seqs))
-        out.items |= recognition_items(q, labels[q_seqs], d, labels[d_seqs])
+        out.items |= recognition_items(q, labels[q_seqs], d, labels[d_seqs], s.device)
         out.absent |= {c: "a pose-sequence method: recognition only" for c in FRAME_ONLY}
         return out
     if isinstance(fitted.state, RecordedFeatures):
@@ -706,8 +707,8 @@ def evaluate(method: Method, fitted: Fitted, s: Setting) -> Scores:
     def per_seq(seqs: np.ndarray) -> list[np.ndarray]:
         return [feats(w.sequence_frames(int(q))) for q in seqs]
 
-    attempt([c.name for c in COLUMNS if c.name.startswith("DTW")],
-            lambda: recognition_items(per_seq(q_seqs), labels[q_seqs], per_seq(d_seqs), labels[d_seqs]))  # fmt: skip
+    dtw = [c.name for c in COLUMNS if c.name.startswith("DTW")]
+    attempt(dtw, lambda: recognition_items(per_seq(q_seqs), labels[q_seqs], per_seq(d_seqs), labels[d_seqs], s.device))
     lspet = "LSPET pose distance@1"
     if s.lspet is None:
         out.absent[lspet] = s.lspet_note
