@@ -24,6 +24,7 @@ LAYER = {
     "nets": 2,
     "methods": 3,
     "reproduce": 4,
+    "benchmark": 4,
     "exercises": 4,
     "grading": 4,
 }
