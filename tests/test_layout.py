@@ -1,10 +1,10 @@
 """The layers of ``lib`` and the one rule that keeps them readable: dependencies run one way.
 
 ``runtime``, ``skeleton``, ``images``, ``flow``, ``training``, ``viz`` <- ``world``, ``data`` <- ``evaluation``,
-``nets`` <- ``methods`` <- notebooks (and ``reproduce``, the runner; ``exercises`` and ``grading``, the
-coursework). No module imports from a layer to its right; ``data`` never imports ``world`` or ``evaluation``;
-no module imports another module's private (underscore) names. Every import is read with ``ast``, so a
-violation names its file and line.
+``nets`` <- ``methods`` <- notebooks (and ``reproduce``, the runner; ``benchmark``, the all-methods registry;
+``exercises`` and ``grading``, the coursework). No module imports from a layer to its right; ``data`` never
+imports ``world`` or ``evaluation``; no module imports another module's private (underscore) names. Every
+import is read with ``ast``, so a violation names its file and line.
 """
 
 from __future__ import annotations
