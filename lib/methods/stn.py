@@ -10,6 +10,9 @@ spans [-1, 1] from pixel edge to pixel edge): the crop covers ``[ux - sx, ux + s
 - :func:`box_to_theta`, :func:`box_to_pixels`, :func:`windows_to_box`, :func:`box_iou` -- conversions.
 - :func:`crop`, :func:`uncrop`, :func:`resynthesize` -- the STN, its inverse (zero outside the box) and
   Eq. 1, ``I~ = M * D + (1 - M) * B``.
+- :func:`optimal_mask`, :func:`soft_iou` -- diagnosis with the ground truth: the mask that best composites a
+  given decoded image over the background (Eq. 1 by least squares), and the overlap of a soft mask with the
+  true person mask.
 - :func:`median_background` -- the per-pixel median over a static camera's video (Sec. S.1).
 - :func:`box_prior` -- the Gaussian prior on the mini-batch *mean* box (Sec. S.1).
 - :func:`constant_acceleration_loss`, :func:`order_loss`, :func:`scale_loss`, :func:`track_loss` -- the
@@ -138,6 +141,37 @@ def resynthesize(
     size = background.shape[-2:]
     m, d = uncrop(mask, box, size), uncrop(decoded, box, size)
     return m * d + (1 - m) * background, m, d
+
+
+def optimal_mask(decoded: np.ndarray, frames: np.ndarray, background: np.ndarray, eps: float = 1e-6) -> np.ndarray:
+    """The per-pixel mask ``M`` in [0, 1] that makes Eq. 1, ``M * D + (1 - M) * B``, closest to the frame ``I`` in
+    squared error, for a *given* decoded image ``D``: ``clip(<I - B, D - B> / |D - B|^2, 0, 1)`` over the colour
+    channels (0 where ``|D - B|^2 <= eps``, where the mask does not matter). Arrays ``(..., H, W, 3)`` in
+    [0, 1], channels last -> ``(..., H, W)``. It says where the decoder draws the frame better than the
+    background does: a mask head can do no better than this for that ``D``."""
+    d, i, b = (np.asarray(a, np.float64) for a in (decoded, frames, background))
+    if not d.shape == i.shape == b.shape or d.shape[-1] != 3:
+        raise ValueError(
+            f"decoded, frames, background must share a (..., H, W, 3) shape, got {d.shape}, {i.shape}, {b.shape}"
+        )
+    db = d - b
+    den = (db**2).sum(-1)
+    num = ((i - b) * db).sum(-1)
+    return np.where(den > eps, np.clip(num / np.maximum(den, eps), 0, 1), 0.0)
+
+
+def soft_iou(mask: np.ndarray, person: np.ndarray) -> np.ndarray:
+    """Soft intersection over union ``sum min(M, G) / sum max(M, G)`` of masks ``(N, H, W)`` in [0, 1] with the
+    true person masks ``(N, H, W)`` (bool or [0, 1]) -> ``(N,)``; the usual IoU for binary masks, NaN where
+    both are empty."""
+    m, g = np.asarray(mask, np.float64), np.asarray(person, np.float64)
+    if m.shape != g.shape or m.ndim != 3:
+        raise ValueError(f"soft_iou needs two (N, H, W) masks of one shape, got {m.shape} and {g.shape}")
+    if m.size and (m.min() < 0 or m.max() > 1 or g.min() < 0 or g.max() > 1):
+        raise ValueError("soft_iou needs masks in [0, 1]")
+    inter, union = np.minimum(m, g).sum((1, 2)), np.maximum(m, g).sum((1, 2))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(union > 0, inter / union, np.nan)
 
 
 def median_background(frames: np.ndarray) -> np.ndarray:

@@ -117,3 +117,35 @@ def test_detector_starts_at_half_the_image_centred_and_stays_in_range():
         det.head.weight.normal_(0, 100)
     box = det(torch.rand(8, 3, 64, 64))
     assert (box[:, :2] >= stn.S_MIN).all() and (box[:, :2] <= 1).all() and (box[:, 2:].abs() <= 1).all()
+
+
+def test_optimal_mask_by_hand():
+    b = np.zeros((1, 1, 4, 3))
+    i = np.array([[[[1.0, 1, 1], [0.5, 0.5, 0.5], [0.0, 0, 0], [1.0, 0, 0]]]])
+    d = np.array([[[[1.0, 1, 1], [1.0, 1, 1], [1.0, 1, 1], [0.0, 0, 0]]]])
+    # D = I: 1; I halfway between B and D: 0.5; I = B: 0; D = B: the mask does not matter, 0
+    np.testing.assert_allclose(stn.optimal_mask(d, i, b), [[[1.0, 0.5, 0.0, 0.0]]])
+    d2 = np.array([[[[0.5, 0.5, 0.5]] * 4]])  # I beyond D is clipped to 1; I on the other side of B to 0
+    i2 = np.array([[[[1.0, 1, 1], [-0.5, -0.5, -0.5], [0.25, 0.25, 0.25], [0.0, 0, 0]]]])
+    np.testing.assert_allclose(stn.optimal_mask(d2, i2, b), [[[1.0, 0.0, 0.5, 0.0]]])
+    rng = np.random.default_rng(0)  # invariant: no mask in [0, 1] composites closer than the optimal one
+    d, i, b = rng.random((3, 2, 5, 5, 3))
+    m = stn.optimal_mask(d, i, b)[..., None]
+    best = ((m * d + (1 - m) * b - i) ** 2).sum(-1)
+    for t in np.linspace(0, 1, 11):
+        assert (best <= ((t * d + (1 - t) * b - i) ** 2).sum(-1) + 1e-12).all()
+    with pytest.raises(ValueError, match="share"):
+        stn.optimal_mask(d[:1], i, b)
+
+
+def test_soft_iou_by_hand():
+    g = np.zeros((3, 2, 2), bool)
+    g[:, 0, 0] = True
+    m = np.zeros((3, 2, 2))
+    m[0, 0, 0] = 1.0  # exact: 1
+    m[1, 0, :] = 1.0  # binary: 1 / 2
+    m[2, 0, 0], m[2, 1, 1] = 0.5, 0.5  # soft: min 0.5 / max (1 + 0.5)
+    np.testing.assert_allclose(stn.soft_iou(m, g), [1.0, 0.5, 0.5 / 1.5])
+    assert np.isnan(stn.soft_iou(np.zeros((1, 2, 2)), np.zeros((1, 2, 2), bool)))[0]
+    with pytest.raises(ValueError, match="in \\[0, 1\\]"):
+        stn.soft_iou(m * 2, g)
