@@ -15,8 +15,8 @@ Repetition mining: :func:`self_similarity`, :func:`circulant_filter`, :func:`min
 (:func:`sample_repetition_pairs`).
 
 Training: :class:`SpatioTemporalNet`, :class:`SpatioTemporalConfig`, :func:`train_spatiotemporal`
-(resumable); held-out checks :func:`task_correct`; the embedding :func:`embed_pool5`; everything in one
-call for another notebook: :func:`spatiotemporal_embeddings`.
+(resumable); held-out checks :func:`task_logits`, :func:`ranked_first`; the embedding :func:`embed_pool5`;
+everything in one call for another notebook: :func:`spatiotemporal_embeddings`.
 """
 
 from __future__ import annotations
@@ -593,33 +593,39 @@ def train_spatiotemporal(
 
 
 @torch.no_grad()
-def task_correct(
-    net: SpatioTemporalNet, task: str, inputs: tuple[np.ndarray, ...], labels: np.ndarray, batch_size: int = 256
-) -> np.ndarray:
-    """``(n,)`` bool: is each held-out sample classified as its ``labels`` say (logit > 0 = 1)?
+def task_logits(net: SpatioTemporalNet, task: str, inputs: tuple[np.ndarray, ...], batch_size: int = 256) -> np.ndarray:
+    """``(n,)`` logits of held-out samples (eval mode; the mode is restored).
 
-    ``task="T"``: ``inputs = (crops, pairs)`` (rows of uint8 crops, pairs ``(n, 2)``); ``task="S"``:
-    ``inputs = (crops,)`` uint8 ``(n, s, s, 3)``. The network is evaluated in eval mode."""
+    ``task="T"``: ``inputs = (crops, pairs)`` (uint8 crops and row pairs ``(n, 2)``); ``task="S"``:
+    ``inputs = (crops,)`` uint8 ``(n, s, s, 3)``."""
     if task not in ("T", "S"):
         raise ValueError(f"task must be 'T' or 'S', got {task!r}")
     device = next(net.parameters()).device
+    n = len(inputs[1]) if task == "T" else len(inputs[0])
     was_training = net.training
     net.eval()
     out = []
     try:
-        for i in range(0, len(labels), batch_size):
+        for i in range(0, n, batch_size):
             if task == "T":
-                crops, pairs = inputs
-                p = pairs[i : i + batch_size]
-                logit = net.temporal_logits(
-                    images_to_tensor(crops[p[:, 0]], device), images_to_tensor(crops[p[:, 1]], device)
-                )
+                crops, p = inputs[0], inputs[1][i : i + batch_size]
+                a, c = images_to_tensor(crops[p[:, 0]], device), images_to_tensor(crops[p[:, 1]], device)
+                out.append(net.temporal_logits(a, c).float().cpu().numpy())
             else:
-                logit = net.spatial_logits(images_to_tensor(inputs[0][i : i + batch_size], device))
-            out.append((logit > 0).cpu().numpy())
+                out.append(
+                    net.spatial_logits(images_to_tensor(inputs[0][i : i + batch_size], device)).float().cpu().numpy()
+                )
     finally:
         net.train(was_training)
-    return np.concatenate(out) == np.asarray(labels, bool) if out else np.zeros(0, bool)
+    return np.concatenate(out) if out else np.zeros(0, np.float32)
+
+
+def ranked_first(logits: np.ndarray, neg_per_pos: int = 3) -> np.ndarray:
+    """``(n / (1 + neg_per_pos),)`` bool: per block ``[pos, neg, ..., neg]`` (the samplers' layout), does the
+    positive get the strictly highest logit? Chance is ``1 / (1 + neg_per_pos)``; unlike accuracy at 1:3 it
+    cannot be won by always answering "negative"."""
+    blocks = np.asarray(logits).reshape(-1, 1 + neg_per_pos)
+    return blocks[:, 0] > blocks[:, 1:].max(1)
 
 
 @torch.no_grad()

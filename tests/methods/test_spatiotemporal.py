@@ -7,7 +7,6 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
-from torch.nn import functional as F
 
 from lib.images import images_to_tensor
 from lib.methods import spatiotemporal as st
@@ -300,9 +299,9 @@ def test_training_fits_a_tiny_temporal_task(one_thread):
                                   lr_fc=3e-3, lr_conv=3e-3, curriculum=False)  # fmt: skip
     groups = sequence_groups(seq)
     pairs, labels = st.sample_temporal_pairs(groups, 100, np.random.default_rng(99))
-    before = st.task_correct(st.new_spatiotemporal_net(cfg, 0), "T", (crops, pairs), labels).mean()
+    before = st.ranked_first(st.task_logits(st.new_spatiotemporal_net(cfg, 0), "T", (crops, pairs))).mean()
     net, hist = st.train_spatiotemporal(crops, frames, boxes, seq, np.ones(len(seq)), cfg, seed=0)
-    after = st.task_correct(net, "T", (crops, pairs), labels).mean()
+    after = st.ranked_first(st.task_logits(net, "T", (crops, pairs))).mean()
     assert np.mean(hist["loss"][-10:]) < np.mean(hist["loss"][:10]) and after > max(before, 0.8)
 
 
@@ -327,7 +326,7 @@ def test_training_and_config_errors():
         st.train_spatiotemporal(crops, frames, boxes, seq, bad, cfg)
 
 
-def test_task_correct_and_pool5_embedding(one_thread):
+def test_task_logits_ranking_and_pool5_embedding(one_thread):
     cfg = st.SpatioTemporalConfig(image_size=32, width=0.0625, fc=(16, 8), batch=8)
     net = st.new_spatiotemporal_net(cfg, 0).eval()
     imgs = np.random.default_rng(0).integers(0, 255, (5, 32, 32, 3), dtype=np.uint8)
@@ -339,9 +338,13 @@ def test_task_correct_and_pool5_embedding(one_thread):
     pairs = np.array([[0, 1], [2, 3], [3, 4]])
     with torch.no_grad():
         logit = net.temporal_logits(images_to_tensor(imgs[pairs[:, 0]]), images_to_tensor(imgs[pairs[:, 1]]))
-    labels = np.array([1, 0, 1])
-    assert st.task_correct(net, "T", (imgs, pairs), labels).tolist() == ((logit > 0).numpy() == labels).tolist()
-    s = st.task_correct(net, "S", (imgs,), np.ones(5))
+    np.testing.assert_allclose(st.task_logits(net, "T", (imgs, pairs), batch_size=2), logit.numpy(), atol=1e-5)
     with torch.no_grad():
-        assert s.tolist() == (net.spatial_logits(images_to_tensor(imgs)) > 0).numpy().tolist()
-    assert F.binary_cross_entropy_with_logits(logit, torch.zeros(3)).item() > 0
+        ref_s = net.spatial_logits(images_to_tensor(imgs)).numpy()
+    np.testing.assert_allclose(st.task_logits(net, "S", (imgs,)), ref_s, atol=1e-5)
+    with pytest.raises(ValueError, match="task"):
+        st.task_logits(net, "X", (imgs,))
+    # ranking per block [pos, neg, neg, neg]; a tie is not a win
+    scores = np.array([3.0, 1, 2, 0, 1, 1, 0, 0, 0, 5, 0, 0])
+    assert st.ranked_first(scores).tolist() == [True, False, False]
+    assert st.ranked_first(np.array([1.0, 0, 0, 2]), neg_per_pos=1).tolist() == [True, False]
