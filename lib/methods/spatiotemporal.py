@@ -109,11 +109,13 @@ def sample_temporal_pairs(
     _check_offsets(tau_pos, tau_neg, neg_per_pos)
     rows, grp, pos = temporal_anchors(groups, tau_pos, tau_neg)
     if anchors is not None:
-        where = {int(r): i for i, r in enumerate(rows)}
-        bad = [int(a) for a in np.asarray(anchors).ravel() if int(a) not in where]
-        if bad or len(anchors) == 0:
-            raise ValueError(f"anchors {bad[:5]} are not usable anchors (or none given; {len(rows)} usable)")
-        pick = np.array([where[int(a)] for a in anchors])[rng.integers(len(anchors), size=n_anchors)]
+        anchors = np.asarray(anchors).ravel()
+        by_row = np.argsort(rows, kind="stable")
+        where = by_row[np.minimum(np.searchsorted(rows, anchors, sorter=by_row), len(rows) - 1)]
+        bad = anchors[rows[where] != anchors]
+        if len(bad) or len(anchors) == 0:
+            raise ValueError(f"anchors {bad[:5].tolist()} are not usable anchors (or none given; {len(rows)} usable)")
+        pick = where[rng.integers(len(anchors), size=n_anchors)]
     else:
         pick = rng.integers(len(rows), size=n_anchors)
     offsets = np.r_[-np.arange(tau_neg[1], tau_neg[0] - 1, -1), np.arange(tau_neg[0], tau_neg[1] + 1)]
@@ -272,18 +274,18 @@ def fg_bg_ratio(flow: np.ndarray, box: np.ndarray, eps: float = 0.05) -> float |
     ``(N, 4)`` -> ``(N,)``. A pixel is foreground when its centre ``(j + 0.5, i + 0.5)`` lies in the box.
     A box with no background pixel (or no foreground pixel) is an error naming it.
     """
-    flow, box = np.asarray(flow, np.float32), np.asarray(box, np.float64)
+    flow, box = np.asarray(flow), np.asarray(box, np.float64)
     single = flow.ndim == 3
-    flow, box = np.atleast_3d(flow[None]) if single else flow, box[None] if single else box
+    flow, box = (flow[None], box[None]) if single else (flow, box)
     if flow.ndim != 4 or flow.shape[-1] != 2 or box.shape != (len(flow), 4):
         raise ValueError(f"need flow (N, H, W, 2) and boxes (N, 4), got {flow.shape} and {box.shape}")
     if eps < 0:
         raise ValueError(f"eps must be >= 0 pixels, got {eps}")
     H, W = flow.shape[1:3]
-    mag = np.linalg.norm(flow, axis=-1)
     xs, ys = np.arange(W) + 0.5, np.arange(H) + 0.5
     out = np.empty(len(flow))
-    for k, (b, m) in enumerate(zip(box, mag, strict=True)):
+    for k, b in enumerate(box):
+        m = np.linalg.norm(np.asarray(flow[k], np.float32), axis=-1)  # one frame at a time (float16 caches)
         fg = ((ys >= b[1]) & (ys < b[3]))[:, None] & ((xs >= b[0]) & (xs < b[2]))[None, :]
         if fg.all() or not fg.any():
             what = "no background" if fg.all() else "no foreground"
@@ -682,16 +684,20 @@ def spatiotemporal_embeddings(
     flow_size: int | None = None,
     min_sep: int = 8,
     quantile: float = 0.95,
+    flows: Any = None,
 ) -> np.ndarray:
     """pool5 features ``(N, n_pool5)`` float32 of uint8 person crops ``images`` ``(N, s, s, 3)``
     (``s = config.image_size``) from the model trained on the world's ``train`` sequences with ``config``,
     then retrained ``mining_rounds`` times with the repetitions its previous round mined ("S&T + rep" for
-    ``tasks="TS"``). TV-L1 flows come from :func:`lib.world.flow_cache.world_flows` (cached)."""
+    ``tasks="TS"``). ``flows``: a :class:`lib.world.flow_cache.FlowCache` of the training sequences; default
+    :func:`lib.world.flow_cache.world_flows` of all of them at ``flow_size`` (cached on disk)."""
     from lib.world.flow_cache import world_flows
 
     if mining_rounds < 0:
         raise ValueError(f"mining_rounds must be >= 0, got {mining_rounds}")
-    data = training_data(world, world_flows(world, world.split_sequences("train"), size=flow_size), config.image_size)
+    if flows is None:
+        flows = world_flows(world, world.split_sequences("train"), size=flow_size)
+    data = training_data(world, flows, config.image_size)
     groups = sequence_groups(data.seq)
     reps = None
     for r in range(mining_rounds + 1):

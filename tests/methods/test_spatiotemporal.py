@@ -348,3 +348,37 @@ def test_task_logits_ranking_and_pool5_embedding(one_thread):
     scores = np.array([3.0, 1, 2, 0, 1, 1, 0, 0, 0, 5, 0, 0])
     assert st.ranked_first(scores).tolist() == [True, False, False]
     assert st.ranked_first(np.array([1.0, 0, 0, 2]), neg_per_pos=1).tolist() == [True, False]
+
+
+def test_one_call_embeddings_equal_the_explicit_pipeline(one_thread):
+    from types import SimpleNamespace
+
+    from lib.images import square_crop
+
+    rng = np.random.default_rng(0)
+    n_seq, T, H = 3, 24, 48
+    seq = np.repeat(np.arange(n_seq), T)
+    frames = rng.integers(0, 255, (n_seq * T, H, H, 3), dtype=np.uint8)
+    boxes = np.tile([12.0, 8.0, 30.0, 40.0], (n_seq * T, 1)) + rng.uniform(-2, 2, (n_seq * T, 1))
+
+    def person_crops(size, idx):
+        win = np.column_stack([(boxes[idx, :2] + boxes[idx, 2:]) / 2, np.full(len(idx), 36.0)])
+        return np.stack([square_crop(frames[i], w, size) for i, w in zip(idx, win, strict=True)]), None
+
+    world = SimpleNamespace(frames=frames, boxes=boxes, seq=seq, person_crops=person_crops)
+    flows = SimpleNamespace(index=np.arange(n_seq * T), flows=rng.normal(size=(n_seq * T, H, H, 2)).astype(np.float16))
+    cfg = st.SpatioTemporalConfig(steps=4, batch=8, image_size=32, width=0.0625, fc=(16, 8))
+    images = person_crops(32, np.arange(5))[0]
+    got = st.spatiotemporal_embeddings(world, images, cfg, mining_rounds=1, seed=2, flows=flows, quantile=0.5)
+    # the explicit pipeline: train, mine with its pool5, retrain with the mined pairs, embed
+    data = st.training_data(world, flows, 32)
+    assert np.isnan(data.ratio[T - 1]) and np.isfinite(data.ratio[: T - 1]).all()  # no flow after the last frame
+    args = (data.crops, data.frames, data.boxes, data.seq, data.ratio, cfg, 2)
+    net, _ = st.train_spatiotemporal(*args)
+    reps = st.mine_sequences(st.embed_pool5(net, data.crops), sequence_groups(data.seq), quantile=0.5)
+    assert len(reps)
+    net2, _ = st.train_spatiotemporal(*args, repetitions=reps)
+    np.testing.assert_array_equal(got, st.embed_pool5(net2, images))
+    assert got.shape == (5, net2.backbone.n_pool5)
+    with pytest.raises(ValueError, match="mining_rounds"):
+        st.spatiotemporal_embeddings(world, images, cfg, mining_rounds=-1, flows=flows)
