@@ -20,7 +20,10 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from lib.data.base import PostureLabels
-from lib.evaluation.metrics import pcp, pose_distance, posture_retrieval_auc
+from lib.evaluation.metrics import pcp, pose_distance, posture_retrieval_auc, squared_distances
+
+SIMILARITIES = ("cosine", "euclidean")
+NEGATIVES = ("any", "other_sequences")
 
 
 def make_posture_benchmark(
@@ -31,6 +34,7 @@ def make_posture_benchmark(
     n_neg: int = 10,
     far_quantile: float = 0.5,
     seed: int = 0,
+    negatives: str = "any",
 ) -> list[PostureLabels]:
     """A CliqueCNN-style posture benchmark from the world's ground truth, one :class:`PostureLabels` per class.
 
@@ -38,10 +42,14 @@ def make_posture_benchmark(
     ``n_pos`` frames of the same activity, from *other sequences and other subjects*, with the smallest
     normalised 2D pose distance (:func:`lib.evaluation.metrics.pose_distance`); its negatives are ``n_neg`` random
     frames of the same activity (any sequence, its own included) whose pose distance lies above the
-    ``far_quantile`` of its distances. Ids are world frame indices; no flips (flipvals 0).
+    ``far_quantile`` of its distances. ``negatives="other_sequences"`` draws the negatives from other
+    sequences only (the positives already are): then sequence identity (who, where) cannot separate
+    positives from negatives. Ids are world frame indices; no flips (flipvals 0).
     """
     if not 0 < far_quantile < 1:
         raise ValueError(f"far_quantile must be in (0, 1), got {far_quantile}")
+    if negatives not in NEGATIVES:
+        raise ValueError(f"negatives must be one of {list(NEGATIVES)}, got {negatives!r}")
     rng = np.random.default_rng(seed)
     idx = np.sort(np.concatenate([world.split_indices(s) for s in splits]))
     out = []
@@ -55,6 +63,8 @@ def make_posture_benchmark(
         for k in rng.permutation(len(frames)):
             other = (seq != seq[k]) & (subj != subj[k])
             far = dist[k] > np.quantile(dist[k], far_quantile)
+            if negatives == "other_sequences":
+                far &= seq != seq[k]
             if other.sum() < n_pos or far.sum() < n_neg:
                 continue
             cand = np.flatnonzero(other)
@@ -73,7 +83,14 @@ def make_posture_benchmark(
     return out
 
 
-def _cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def similarities(a: np.ndarray, b: np.ndarray, similarity: str = "cosine") -> np.ndarray:
+    """``(Na, d)``, ``(Nb, d)`` features -> ``(Na, Nb)`` similarities (larger = more alike): ``"cosine"``, or
+    ``"euclidean"`` (minus the Euclidean distance, as Sümer et al. 2017 compare pool5 features)."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    if similarity == "euclidean":
+        return -np.sqrt(squared_distances(a, b))
+    if similarity != "cosine":
+        raise ValueError(f"similarity must be one of {list(SIMILARITIES)}, got {similarity!r}")
     a = a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-12)
     b = b / np.maximum(np.linalg.norm(b, axis=1, keepdims=True), 1e-12)
     return a @ b.T
@@ -83,17 +100,19 @@ def evaluate_posture(
     features: np.ndarray | Mapping[str, np.ndarray],
     benchmark: Sequence[PostureLabels],
     flipped_features: np.ndarray | Mapping[str, np.ndarray] | None = None,
-) -> dict[str, float | dict[str, float]]:
-    """Posture-retrieval AUC of ``features`` (cosine similarity) on a benchmark.
+    similarity: str = "cosine",
+) -> dict[str, float | dict[str, float] | np.ndarray]:
+    """Posture-retrieval AUC of ``features`` on a benchmark, ranking by ``similarity`` (:func:`similarities`).
 
     ``features``: ``(N, D)`` indexed by the labels' frame ids, or a mapping class -> ``(N_c, D)`` when each
     class has its own frame list (Olympic Sports). ``flipped_features`` (same layout): the features of the
     horizontally flipped frames, used for the positives and negatives whose flipval is 1; without them
     every comparison uses the unflipped frame. Returns ``mean_auc`` (the mean over classes of the mean
     per-anchor AUC, the number CliqueCNN, Sümer et al. and Milbich et al. report), ``auc_of_mean_roc``
-    (mean over classes of the AUC of the class's mean ROC) and ``per_class``.
+    (mean over classes of the AUC of the class's mean ROC), ``per_class`` and ``per_anchor`` (every
+    anchor's AUC, classes in benchmark order: the items of a bootstrap interval).
     """
-    per_class, per_class_mean_roc = {}, {}
+    per_class, per_class_mean_roc, per_anchor = {}, {}, []
     for lab in benchmark:
         f = features[lab.category] if isinstance(features, Mapping) else features
         f = np.asarray(f, np.float64)
@@ -109,20 +128,22 @@ def evaluate_posture(
             n = len(ff)
             pos = [p + n * (np.asarray(fl) > 0) for p, fl in zip(pos, lab.pos_flipvals, strict=True)]
             neg = [q + n * (np.asarray(fl) > 0) for q, fl in zip(neg, lab.neg_flipvals, strict=True)]
-        sim = _cosine(f[lab.anchors], f)  # (A, N): row k is anchor k
+        sim = similarities(f[lab.anchors], f, similarity)  # (A, N): row k is anchor k
         res = posture_retrieval_auc(sim, np.arange(len(lab.anchors)), pos, neg)
         per_class[lab.category] = res["mean_auc"]
+        per_anchor.append(res["per_anchor"])
         per_class_mean_roc[lab.category] = res["auc_of_mean_roc"]
     return {
         "mean_auc": float(np.mean(list(per_class.values()))),
         "auc_of_mean_roc": float(np.mean(list(per_class_mean_roc.values()))),
         "per_class": per_class,
+        "per_anchor": np.concatenate(per_anchor),
     }
 
 
-def nearest_neighbours(query: np.ndarray, database: np.ndarray) -> np.ndarray:
-    """Index ``(Nq,)`` of each query's most cosine-similar database row (features ``(N, D)``)."""
-    return np.argmax(_cosine(np.asarray(query, np.float64), np.asarray(database, np.float64)), axis=1)
+def nearest_neighbours(query: np.ndarray, database: np.ndarray, similarity: str = "cosine") -> np.ndarray:
+    """Index ``(Nq,)`` of each query's most similar database row (features ``(N, D)``; :func:`similarities`)."""
+    return np.argmax(similarities(query, database, similarity), axis=1)
 
 
 def zero_shot_pcp(
@@ -131,15 +152,16 @@ def zero_shot_pcp(
     db_feats: np.ndarray,
     db_joints: np.ndarray,
     fmt: str = "lsp14",
+    similarity: str = "cosine",
 ) -> dict[str, float]:
     """Zero-shot pose estimation by joint transfer: strict PCP (%, :func:`lib.evaluation.metrics.pcp`)
     per part and total.
 
-    Each query takes the joints ``(N, J, 2)`` of its nearest database crop by feature cosine similarity.
+    Each query takes the joints ``(N, J, 2)`` of its nearest database crop by feature ``similarity``.
     Joints are in crop pixels of equally sized, person-centred crops (LSP-style normalisation), so they
     transfer without rescaling.
     """
-    nn = nearest_neighbours(query_feats, db_feats)
+    nn = nearest_neighbours(query_feats, db_feats, similarity)
     return pcp(np.asarray(db_joints)[nn], query_joints, fmt=fmt)
 
 

@@ -126,3 +126,51 @@ def test_probe_learns_a_linear_map_and_validates(one_thread):
         pose_probe("linear", 10, 5)
     with pytest.raises(ValueError, match="fraction"):
         train_pose_probe(feats, poses, fraction=0.0)
+
+
+def test_euclidean_and_cosine_agree_on_unit_features_and_differ_by_hand():
+    w = tiny_world(2)
+    bench = make_posture_benchmark(w, splits=("test",), anchors_per_class=6, n_pos=3, n_neg=3)
+    f = np.random.default_rng(0).normal(size=(len(w.seq), 5))
+    f /= np.linalg.norm(f, axis=1, keepdims=True)
+    cos, euc = evaluate_posture(f, bench), evaluate_posture(f, bench, similarity="euclidean")
+    np.testing.assert_allclose(cos["per_anchor"], euc["per_anchor"])
+    assert cos["mean_auc"] == pytest.approx(euc["mean_auc"])
+    # by hand: the positive points the anchor's way but is long (cosine 1, distance 9); the negative is a
+    # short vector at 90 degrees (cosine 0, distance sqrt(2)): cosine ranks the positive first, Euclidean last
+    lab = PostureLabels("x", np.array([0]), [np.array([1])], [np.array([2])], [np.zeros(1)], [np.zeros(1)])
+    g = np.array([[1.0, 0.0], [10.0, 0.0], [0.0, 1.0]])
+    assert evaluate_posture(g, [lab])["mean_auc"] == 1.0
+    assert evaluate_posture(g, [lab], similarity="euclidean")["mean_auc"] == 0.0
+    assert nearest_neighbours(g[:1], g[1:]).tolist() == [0]
+    assert nearest_neighbours(g[:1], g[1:], similarity="euclidean").tolist() == [1]
+    with pytest.raises(ValueError, match="similarity"):
+        evaluate_posture(g, [lab], similarity="manhattan")
+
+
+def test_zero_shot_pcp_follows_the_similarity():
+    db_joints = np.stack([np.full((14, 2), 10.0), np.full((14, 2), 40.0)])
+    db_joints[:, :, 0] += np.arange(14)  # distinct sticks
+    q = np.array([[1.0, 0.0]])
+    db = np.array([[10.0, 0.0], [0.0, 1.0]])  # cosine picks 0, Euclidean picks 1
+    assert zero_shot_pcp(q, db_joints[[0]], db, db_joints)["total"] == 100.0
+    assert zero_shot_pcp(q, db_joints[[0]], db, db_joints, similarity="euclidean")["total"] == 0.0
+
+
+def test_other_sequence_negatives():
+    w = tiny_world(3)
+    any_ = make_posture_benchmark(w, splits=("test",), anchors_per_class=8, n_pos=3, n_neg=4)
+    other = make_posture_benchmark(
+        w, splits=("test",), anchors_per_class=8, n_pos=3, n_neg=4, negatives="other_sequences"
+    )
+    assert any(
+        (w.seq[neg] == w.seq[a]).any() for b in any_ for a, neg in zip(b.anchors, b.neg_ids, strict=True)
+    )  # the default draws some negatives from the anchor's own sequence
+    for b in other:
+        for a, neg in zip(b.anchors, b.neg_ids, strict=True):
+            assert (w.seq[neg] != w.seq[a]).all() and len(neg) == 4
+            d = pose_distance(w.joints2d[[a]], w.joints2d)[0]
+            same = w.split_indices("test")[w.activity[w.split_indices("test")] == w.activity[a]]
+            assert d[neg].min() > np.median(d[same])
+    with pytest.raises(ValueError, match="negatives"):
+        make_posture_benchmark(w, splits=("test",), negatives="same_subject")
