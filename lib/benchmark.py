@@ -37,13 +37,14 @@ from lib.evaluation.uncertainty import LearnCheck, bootstrap_ci, learned, paired
 from lib.images import hog_features, images_to_tensor
 from lib.methods import hog_lda, reconciliation, shuffle_learn, skip_pose
 from lib.methods import pose_from_action as pfa
+from lib.methods import spatiotemporal as st
 from lib.methods import temporal_representation as tr
 from lib.methods.stn import windows_to_box
 from lib.nets.resnet import resnet
 from lib.nets.vgg import VGGS, embed_images
 from lib.runtime import REPO_ROOT, Profile
 from lib.skeleton import to_format
-from lib.world.flow_cache import world_flows
+from lib.world.flow_cache import FlowCache, world_flows
 from lib.world.synth import World, make_world
 
 FRAME, SEQUENCE = "frame", "sequence"
@@ -57,12 +58,14 @@ SIZES: dict[str, dict[str, Any]] = {
     "smoke": dict(
         crop=32, width=8, anchors=20, probe_epochs=8, probe_width=256, sl_steps=100, sl_batch=16,
         pfa_steps=100, pfa_low=20, pfa_batch=8, pfa_width=8, rec_epochs=2, rec_steps=40, rec_triplets=16,
-        tr_steps=60, skip_epochs=10, chunk=2, lspet_images=300,
+        tr_steps=60, skip_epochs=10, chunk=2, lspet_images=300, st_steps=120, st_batch=24, st_crop=64, st_width=0.125,
+        st_fc=(256, 128), st_rounds=1,
     ),
     "full": dict(
         crop=64, width=32, anchors=40, probe_epochs=20, probe_width=None, sl_steps=1500, sl_batch=128,
         pfa_steps=800, pfa_low=200, pfa_batch=64, pfa_width=32, rec_epochs=4, rec_steps=150, rec_triplets=128,
-        tr_steps=300, skip_epochs=40, chunk=2, lspet_images=2000,
+        tr_steps=300, skip_epochs=40, chunk=2, lspet_images=2000, st_steps=1200, st_batch=48, st_crop=96,
+        st_width=0.25, st_fc=(1024, 512), st_rounds=2,
     ),
 }  # fmt: skip
 
@@ -308,27 +311,54 @@ def _fit_shuffle_learn(s: Setting) -> Fitted:
     return Fitted(net, dt, _posture_check("Shuffle & Learn", s, hist["loss"], init, net, _vgg("embedding")))
 
 
-def _fit_pose_from_action(s: Setting) -> Fitted:
-    """Notebook 03's smoke sequences (2 train, 1 val per activity), so the shared flow cache serves both."""
-    z, w = s.sizes, s.world
+def _pretext_flows(s: Setting) -> FlowCache:
+    """TV-L1 flows of notebook 03's pretext sequences (smoke: 2 train, 1 val per activity; the same cache as
+    notebooks 03 and 04), restricted to the training sequences."""
+    w = s.world
     per = (2, 1) if s.profile.smoke else (None, 3)
     tr_seqs = pfa.pretext_sequences(w, "train", per[0], s.seed)
     va_seqs = pfa.pretext_sequences(w, "val", per[1], s.seed)
     flows = world_flows(w, np.concatenate([tr_seqs, va_seqs]), size=None if s.profile.smoke else 64,
                         workers=2 if s.profile.smoke else None)  # fmt: skip
     rows = flows.rows(np.concatenate([w.sequence_frames(int(q)) for q in tr_seqs]))
-    idx = flows.index[rows]
+    return dataclasses.replace(flows, flows=flows.flows[rows], index=flows.index[rows], sequences=tr_seqs)
+
+
+def _fit_pose_from_action(s: Setting) -> Fitted:
+    z, w = s.sizes, s.world
+    flows = _pretext_flows(s)
+    idx = flows.index
     crop = int(round(0.875 * w.image_size))
     cfg = pfa.PoseFromActionConfig(
         steps=z["pfa_steps"], low_lr_steps=z["pfa_low"], batch=z["pfa_batch"], crop=crop, width=z["pfa_width"],
         variant="vgg_s", optimizer="adam", lr=1e-3, low_lr=1e-4,
     )  # fmt: skip
     t0 = time.perf_counter()
-    net, hist = pfa.train_pose_from_action(w.frames[idx], flows.flows[rows], w.seq[idx], cfg, s.seed, s.device)
+    net, hist = pfa.train_pose_from_action(w.frames[idx], flows.flows, w.seq[idx], cfg, s.seed, s.device)
     dt = time.perf_counter() - t0
     init = pfa.init_pose_from_action(cfg, s.seed, s.device).appearance.eval()
     check = _posture_check("Pose from Action", s, hist["loss"], init, net.appearance, _vgg("fc6"))
     return Fitted(net.appearance, dt, check)
+
+
+def _fit_spatiotemporal(s: Setting) -> Fitted:
+    """Notebook 04's "S&T + rep" (joint tasks, curriculum, mined repetitions) at notebook 04's profile sizes
+    and learning rates, on the pretext sequences' crops."""
+    z = s.sizes
+    cfg = st.SpatioTemporalConfig(
+        tasks="TS", steps=z["st_steps"], batch=z["st_batch"], image_size=z["st_crop"], width=z["st_width"],
+        fc=z["st_fc"], lr_fc=3e-3, lr_conv=1e-3,
+    )  # fmt: skip
+    t0 = time.perf_counter()
+    net, hist = st.train_with_repetitions(s.world, cfg, z["st_rounds"], s.seed, s.device, flows=_pretext_flows(s))
+    dt = time.perf_counter() - t0
+    init = st.new_spatiotemporal_net(cfg, s.seed).to(s.device).eval()
+    return Fitted(net, dt, _posture_check("Sümer et al.", s, hist["loss"], init, net, _pool5))
+
+
+def _pool5(net: st.SpatioTemporalNet, x: Frames) -> np.ndarray:
+    """AlexNet pool5 at the net's own input size (crops resized to it)."""
+    return st.embed_pool5(net, resized(x.images, net.backbone.image_size))
 
 
 def _fit_reconciliation(s: Setting) -> Fitted:
@@ -424,6 +454,8 @@ for _m in (
     Method("Pose from Action (fc6)", FRAME, _fit_pose_from_action, _vgg("fc6"), "Purushwalkam & Gupta 2016",
            trained=True, recorded=Recorded("03_pose_from_action", (("fc6_frames", "frames"),
            ("fc6_query_stills", "query_stills"), ("fc6_database_stills", "database_stills")))),
+    Method("Sümer et al. (pool5)", FRAME, _fit_spatiotemporal, _pool5, "Sümer et al. 2017", trained=True,
+           recorded=Recorded("04_spatiotemporal_relations", (("SandT_plus_rep", "index"),))),
     Method("Milbich et al.", FRAME, _fit_reconciliation, _vgg("embedding"), "Milbich et al. 2017", trained=True,
            recorded=Recorded("05_posture_reconciliation", (("embedding", "frames"),))),
     Method("Honari et al. (TV)", FRAME, _fit_temporal_rep, _tr_embed, "Honari et al. 2022", trained=True,
@@ -782,7 +814,7 @@ CLAIMS: list[Claim] = [
     ),
     Claim(
         "Sümer et al. beat Shuffle & Learn on posture retrieval",
-        "Olympic Sports AUC 0.701 (S&T+rep) vs 0.63 (Shuffle & Learn, as reported by Milbich et al.)",
+        "Olympic Sports AUC 0.701 (S&T+rep) vs 0.646 (Shuffle & Learn; Table 2)",
         "Sümer et al. (pool5)",
         "Shuffle & Learn",
         "posture AUC",

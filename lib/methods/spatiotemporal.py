@@ -16,7 +16,7 @@ Repetition mining: :func:`self_similarity`, :func:`circulant_filter`, :func:`min
 
 Training: :class:`SpatioTemporalNet`, :class:`SpatioTemporalConfig`, :func:`train_spatiotemporal`
 (resumable); held-out checks :func:`task_logits`, :func:`ranked_first`; the embedding :func:`embed_pool5`;
-everything in one call for another notebook: :func:`spatiotemporal_embeddings`.
+everything in one call for another notebook: :func:`train_with_repetitions`.
 """
 
 from __future__ import annotations
@@ -673,9 +673,8 @@ def training_data(world: Any, flows: Any, crop_size: int, eps: float = 0.05) -> 
     return TrainingData(crops, world.frames[index], world.boxes[index], world.seq[index], index, ratio)
 
 
-def spatiotemporal_embeddings(
+def train_with_repetitions(
     world: Any,
-    images: np.ndarray,
     config: SpatioTemporalConfig = SpatioTemporalConfig(),
     mining_rounds: int = 1,
     seed: int = 0,
@@ -685,12 +684,12 @@ def spatiotemporal_embeddings(
     min_sep: int = 8,
     quantile: float = 0.95,
     flows: Any = None,
-) -> np.ndarray:
-    """pool5 features ``(N, n_pool5)`` float32 of uint8 person crops ``images`` ``(N, s, s, 3)``
-    (``s = config.image_size``) from the model trained on the world's ``train`` sequences with ``config``,
-    then retrained ``mining_rounds`` times with the repetitions its previous round mined ("S&T + rep" for
-    ``tasks="TS"``). ``flows``: a :class:`lib.world.flow_cache.FlowCache` of the training sequences; default
-    :func:`lib.world.flow_cache.world_flows` of all of them at ``flow_size`` (cached on disk)."""
+) -> tuple[SpatioTemporalNet, dict[str, list[float]]]:
+    """The model trained on the sequences of ``flows`` with ``config``, then retrained ``mining_rounds`` times
+    with the repetitions its previous round mined ("S&T + rep" for ``tasks="TS"``), and the last round's
+    history. ``flows``: a :class:`lib.world.flow_cache.FlowCache` of the training sequences; default
+    :func:`lib.world.flow_cache.world_flows` of all the world's training sequences at ``flow_size`` (cached on
+    disk). Embed with :func:`embed_pool5` (crops of ``config.image_size`` px)."""
     from lib.world.flow_cache import world_flows
 
     if mining_rounds < 0:
@@ -702,8 +701,8 @@ def spatiotemporal_embeddings(
     reps = None
     for r in range(mining_rounds + 1):
         ck = None if checkpoint_dir is None else Path(checkpoint_dir) / f"round{r}"
-        net, _ = train_spatiotemporal(data.crops, data.frames, data.boxes, data.seq, data.ratio, config, seed,
-                                      device, ck, repetitions=reps)  # fmt: skip
+        net, history = train_spatiotemporal(data.crops, data.frames, data.boxes, data.seq, data.ratio, config, seed,
+                                            device, ck, repetitions=reps)  # fmt: skip
         if r < mining_rounds:
             reps = mine_sequences(embed_pool5(net, data.crops), groups, min_sep, quantile)
-    return embed_pool5(net, images)
+    return net, history

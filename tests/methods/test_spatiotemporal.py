@@ -369,7 +369,8 @@ def test_one_call_embeddings_equal_the_explicit_pipeline(one_thread):
     flows = SimpleNamespace(index=np.arange(n_seq * T), flows=rng.normal(size=(n_seq * T, H, H, 2)).astype(np.float16))
     cfg = st.SpatioTemporalConfig(steps=4, batch=8, image_size=32, width=0.0625, fc=(16, 8))
     images = person_crops(32, np.arange(5))[0]
-    got = st.spatiotemporal_embeddings(world, images, cfg, mining_rounds=1, seed=2, flows=flows, quantile=0.5)
+    got_net, got_history = st.train_with_repetitions(world, cfg, mining_rounds=1, seed=2, flows=flows, quantile=0.5)
+    got = st.embed_pool5(got_net, images)
     # the explicit pipeline: train, mine with its pool5, retrain with the mined pairs, embed
     data = st.training_data(world, flows, 32)
     assert np.isnan(data.ratio[T - 1]) and np.isfinite(data.ratio[: T - 1]).all()  # no flow after the last frame
@@ -377,8 +378,9 @@ def test_one_call_embeddings_equal_the_explicit_pipeline(one_thread):
     net, _ = st.train_spatiotemporal(*args)
     reps = st.mine_sequences(st.embed_pool5(net, data.crops), sequence_groups(data.seq), quantile=0.5)
     assert len(reps)
-    net2, _ = st.train_spatiotemporal(*args, repetitions=reps)
+    net2, history2 = st.train_spatiotemporal(*args, repetitions=reps)
     np.testing.assert_array_equal(got, st.embed_pool5(net2, images))
     assert got.shape == (5, net2.backbone.n_pool5)
+    assert got_history["loss"] == history2["loss"]
     with pytest.raises(ValueError, match="mining_rounds"):
-        st.spatiotemporal_embeddings(world, images, cfg, mining_rounds=-1, flows=flows)
+        st.train_with_repetitions(world, cfg, mining_rounds=-1, flows=flows)
