@@ -11,7 +11,8 @@ The pieces of one step of Algorithm 1, which the notebook calls one by one:
   most the p-th percentile; :func:`negative_percentile` -- p = 100, then -10 per epoch.
 - :func:`triplets_from_matching` -- (anchor in S, positive = its match in S', negative) triplets.
 - :func:`triplet_loss` -- Eq. 3/4: mean of ``[||a - p||^2 - ||a - n||^2 + margin]_+``;
-  :func:`triplet_step` -- one augmented SGD step on a batch of triplets.
+  :func:`triplet_step` -- one augmented SGD step on a batch of triplets, at the learning rate of
+  :func:`linear_decay`.
 - :func:`triplet_correct`, :func:`correspondence_errors` -- diagnostics from the ground truth (never used
   for training): is the positive closer in true pose to the anchor than the negative? How close in true
   pose are matched frames, compared with nearest neighbours on the same frames?
@@ -120,6 +121,13 @@ def triplet_loss(anchor: torch.Tensor, positive: torch.Tensor, negative: torch.T
     d_pos = (anchor - positive).square().sum(1)
     d_neg = (anchor - negative).square().sum(1)
     return F.relu(d_pos - d_neg + margin).mean()
+
+
+def linear_decay(step: int, total: int, lr: float) -> float:
+    """The learning rate of step ``step`` (0-based) of ``total``: ``lr`` falling linearly to 0 at ``total``."""
+    if not 0 <= step < total:
+        raise ValueError(f"step must be in 0..{total - 1} (total steps {total}), got {step}")
+    return lr * (1.0 - step / total)
 
 
 def triplet_step(
@@ -231,7 +239,7 @@ class ReconciliationConfig:
     pairs_per_step: int = 4  # sequence pairs (S, S') per mini-batch, triplets split evenly; the paper: 1
     margin: float = 0.2  # delta of Eq. 4 (unit-norm embeddings: squared distances in [0, 4])
     augment: float = 0.5  # strength of the random translation / scaling / rotation (0: none; see notebook 05)
-    lr: float = 3e-3  # notebook 05: 3x faster learning than 1e-3 in its smoke profile
+    lr: float = 3e-3  # the first step's; falls linearly to 0 over the training (linear_decay)
     weight_decay: float = 1e-4
     lam1: float = 0.5  # back in time
     lam2: float = 0.2  # one-to-many
@@ -355,6 +363,8 @@ def train_reconciliation(
             if activity is not None:
                 same.append(activity[S[0]] == activity[S2[0]])
         frames = np.concatenate(batch)
+        for group in opt.param_groups:
+            group["lr"] = linear_decay(step, config.epochs * config.steps_per_epoch, config.lr)
         loss = triplet_step(net, opt, crops, frames, config.margin, gen, config.augment) if len(frames) else 0.0
         logs = {"loss": loss}
         logs |= {"p": p, "matched": float(np.mean(matched)), "triplets": len(frames)}

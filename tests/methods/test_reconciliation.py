@@ -7,6 +7,7 @@ from lib.methods.reconciliation import (
     ReconciliationConfig,
     choose_pair,
     correspondence_errors,
+    linear_decay,
     match_pair,
     nearest_sequences,
     negative_percentile,
@@ -44,6 +45,15 @@ def test_percentile_sampler_never_returns_a_frame_above_the_percentile():
 
 def test_percentile_schedule():
     assert [negative_percentile(e) for e in range(11)] == [100, 90, 80, 70, 60, 50, 40, 30, 20, 10, 10]
+
+
+def test_linear_decay_known_answers():
+    assert linear_decay(0, 10, 2.0) == 2.0
+    assert linear_decay(5, 10, 2.0) == 1.0
+    assert linear_decay(9, 10, 2.0) == pytest.approx(0.2)
+    for bad in (-1, 10):
+        with pytest.raises(ValueError, match="step must be in"):
+            linear_decay(bad, 10, 2.0)
 
 
 def test_triplet_loss_hand_computed():
