@@ -11,10 +11,14 @@ The pieces of one step of Algorithm 1, which the notebook calls one by one:
   most the p-th percentile; :func:`negative_percentile` -- p = 100, then -10 per epoch.
 - :func:`triplets_from_matching` -- (anchor in S, positive = its match in S', negative) triplets.
 - :func:`triplet_loss` -- Eq. 3/4: mean of ``[||a - p||^2 - ||a - n||^2 + margin]_+``;
-  :func:`triplet_step` -- one augmented SGD step on a batch of triplets.
+  :func:`triplet_step` -- one augmented SGD step on a batch of triplets, at the learning rate of
+  :func:`linear_decay`.
 - :func:`triplet_correct`, :func:`correspondence_errors` -- diagnostics from the ground truth (never used
   for training): is the positive closer in true pose to the anchor than the negative? How close in true
   pose are matched frames, compared with nearest neighbours on the same frames?
+
+:func:`uses_network` -- which similarity an epoch matches with: the start similarity in epoch 0, then the
+CNN being trained (the paper) or the start again (``ReconciliationConfig.match_with``).
 
 :class:`ReconciliationConfig` and :func:`train_reconciliation` put them together in one resumable call.
 """
@@ -119,6 +123,13 @@ def triplet_loss(anchor: torch.Tensor, positive: torch.Tensor, negative: torch.T
     return F.relu(d_pos - d_neg + margin).mean()
 
 
+def linear_decay(step: int, total: int, lr: float) -> float:
+    """The learning rate of step ``step`` (0-based) of ``total``: ``lr`` falling linearly to 0 at ``total``."""
+    if not 0 <= step < total:
+        raise ValueError(f"step must be in 0..{total - 1} (total steps {total}), got {step}")
+    return lr * (1.0 - step / total)
+
+
 def triplet_step(
     net: VGGS,
     opt: torch.optim.Optimizer,
@@ -197,6 +208,17 @@ def correspondence_errors(D: np.ndarray, matchings: np.ndarray, pose_dist: np.nd
 # Algorithm 1 in one call
 
 
+MATCH_WITH = ("start", "network")
+
+
+def uses_network(epoch: int, match_with: str) -> bool:
+    """Whether epoch ``epoch`` (0-based) matches with the network being trained rather than the start
+    similarity: never in epoch 0; afterwards when ``match_with`` is ``"network"`` (the paper)."""
+    if match_with not in MATCH_WITH:
+        raise ValueError(f"unknown match_with {match_with!r}; expected one of {list(MATCH_WITH)}")
+    return epoch > 0 and match_with == "network"
+
+
 @dataclass(frozen=True)
 class ReconciliationConfig:
     """Hyper-parameters of Algorithm 1 (defaults: a smoke-sized run).
@@ -204,6 +226,11 @@ class ReconciliationConfig:
     The matching costs are relative: ``lam1..lam3`` are multiplied by the median of the pair's squared
     distances and the outlier cost is the ``outlier_quantile`` of them, so one setting serves HOG and
     the CNN embedding alike.
+
+    ``match_with`` is the similarity that chooses S', matches and ranks the negatives from epoch 1 on:
+    ``"network"`` the CNN being trained (the paper's Algorithm 1), ``"start"`` the epoch-0 similarity in
+    every epoch (ours: a CNN that judges posture worse than its start teaches itself its own mistakes;
+    notebook 05 measures it).
     """
 
     epochs: int = 3
@@ -211,8 +238,8 @@ class ReconciliationConfig:
     triplets_per_step: int = 48  # the paper: 300
     pairs_per_step: int = 4  # sequence pairs (S, S') per mini-batch, triplets split evenly; the paper: 1
     margin: float = 0.2  # delta of Eq. 4 (unit-norm embeddings: squared distances in [0, 4])
-    augment: float = 1.0  # strength of the random translation / scaling / rotation (0: none)
-    lr: float = 1e-3
+    augment: float = 0.5  # strength of the random translation / scaling / rotation (0: none; see notebook 05)
+    lr: float = 3e-3  # the first step's; falls linearly to 0 over the training (linear_decay)
     weight_decay: float = 1e-4
     lam1: float = 0.5  # back in time
     lam2: float = 0.2  # one-to-many
@@ -224,6 +251,7 @@ class ReconciliationConfig:
     p_step: float = 10.0
     p_floor: float = 10.0
     matcher: str = "dp"
+    match_with: str = "start"  # similarity of epochs >= 1: "start" (ours) or "network" (the paper)
     image_size: int = 64
     dim: int = 128
     width: int = 32
@@ -232,6 +260,8 @@ class ReconciliationConfig:
     def __post_init__(self) -> None:
         if self.matcher not in MATCHERS:
             raise ValueError(f"unknown matcher {self.matcher!r}; expected one of {list(MATCHERS)}")
+        if self.match_with not in MATCH_WITH:
+            raise ValueError(f"unknown match_with {self.match_with!r}; expected one of {list(MATCH_WITH)}")
         if self.epochs < 1 or self.steps_per_epoch < 1 or self.pairs_per_step < 1:
             raise ValueError("epochs, steps_per_epoch and pairs_per_step must be >= 1")
         if self.triplets_per_step < self.pairs_per_step:
@@ -284,8 +314,9 @@ def train_reconciliation(
 
     ``crops`` uint8 ``(N, s, s, 3)`` person crops of the training frames, ``seq`` ``(N,)`` their sequence
     ids (each sequence's frames in time order), ``init_embedding`` ``(N, d0)`` the epoch-0 similarity
-    (HOG-LDA). Epoch 0 matches with ``init_embedding``; later epochs with the CNN being trained (S and S'
-    embedded afresh at every step). Sequence neighbours are recomputed at each epoch start. Each step
+    (HOG-LDA). Epoch 0 matches with ``init_embedding``; later epochs with it too (``config.match_with
+    == "start"``) or with the CNN being trained (``"network"``, the paper: S and S' embedded afresh at every
+    step, sequence neighbours recomputed at each epoch start). Each step
     draws ``config.pairs_per_step`` pairs and splits ``config.triplets_per_step`` among them.
     Evaluation-only diagnostics, never used for training: ``joints`` ``(N, J, 2)`` (correct triplets,
     :func:`triplet_correct`) and ``activity`` ``(N,)`` (pairs of the same activity).
@@ -310,12 +341,12 @@ def train_reconciliation(
     shares = np.diff(np.linspace(0, config.triplets_per_step, config.pairs_per_step + 1).round().astype(int))
 
     def embedding(idx: np.ndarray, epoch: int) -> np.ndarray:
-        return init_embedding[idx] if epoch == 0 else embed_images(net, crops[idx])
+        return embed_images(net, crops[idx]) if uses_network(epoch, config.match_with) else init_embedding[idx]
 
     def step_fn(step: int) -> dict[str, float]:
         epoch = step // config.steps_per_epoch
         if state["epoch"] != epoch:
-            all_emb = init_embedding if epoch == 0 else embed_images(net, crops)
+            all_emb = embed_images(net, crops) if uses_network(epoch, config.match_with) else init_embedding
             state["neighbours"] = nearest_sequences(sequence_descriptors(all_emb, groups), k)
             state["epoch"] = epoch
         rng, gen = step_generators(seed, step)
@@ -332,6 +363,8 @@ def train_reconciliation(
             if activity is not None:
                 same.append(activity[S[0]] == activity[S2[0]])
         frames = np.concatenate(batch)
+        for group in opt.param_groups:
+            group["lr"] = linear_decay(step, config.epochs * config.steps_per_epoch, config.lr)
         loss = triplet_step(net, opt, crops, frames, config.margin, gen, config.augment) if len(frames) else 0.0
         logs = {"loss": loss}
         logs |= {"p": p, "matched": float(np.mean(matched)), "triplets": len(frames)}

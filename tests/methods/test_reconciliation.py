@@ -7,6 +7,7 @@ from lib.methods.reconciliation import (
     ReconciliationConfig,
     choose_pair,
     correspondence_errors,
+    linear_decay,
     match_pair,
     nearest_sequences,
     negative_percentile,
@@ -19,6 +20,7 @@ from lib.methods.reconciliation import (
     triplet_loss,
     triplet_step,
     triplets_from_matching,
+    uses_network,
 )
 from lib.training import sequence_groups
 
@@ -43,6 +45,15 @@ def test_percentile_sampler_never_returns_a_frame_above_the_percentile():
 
 def test_percentile_schedule():
     assert [negative_percentile(e) for e in range(11)] == [100, 90, 80, 70, 60, 50, 40, 30, 20, 10, 10]
+
+
+def test_linear_decay_known_answers():
+    assert linear_decay(0, 10, 2.0) == 2.0
+    assert linear_decay(5, 10, 2.0) == 1.0
+    assert linear_decay(9, 10, 2.0) == pytest.approx(0.2)
+    for bad in (-1, 10):
+        with pytest.raises(ValueError, match="step must be in"):
+            linear_decay(bad, 10, 2.0)
 
 
 def test_triplet_loss_hand_computed():
@@ -148,12 +159,13 @@ def _toy_data(rng):
     return crops, seq, init
 
 
-def test_resume_reproduces_uninterrupted_training(tmp_path):
+@pytest.mark.parametrize("match_with", ["start", "network"])
+def test_resume_reproduces_uninterrupted_training(tmp_path, match_with):
     torch.set_num_threads(1)
     crops, seq, init = _toy_data(np.random.default_rng(0))
     cfg = ReconciliationConfig(
         epochs=2, steps_per_epoch=2, triplets_per_step=6, pairs_per_step=2, chunk=5, neighbours=2, image_size=32,
-        dim=8, width=4, checkpoint_every=1,
+        dim=8, width=4, checkpoint_every=1, match_with=match_with,
     )  # fmt: skip
     joints = np.stack([_stick(a) for a in np.linspace(0, 3, 30)])
     activity = np.repeat([0, 0, 1], 10)
@@ -173,6 +185,37 @@ def test_resume_reproduces_uninterrupted_training(tmp_path):
 def test_config_rejects_unknown_matcher():
     with pytest.raises(ValueError, match="unknown matcher"):
         ReconciliationConfig(matcher="cplex")
+    with pytest.raises(ValueError, match="unknown match_with"):
+        ReconciliationConfig(match_with="cnn")
+
+
+def test_uses_network_known_answers():
+    assert [uses_network(e, "network") for e in range(3)] == [False, True, True]
+    assert [uses_network(e, "start") for e in range(3)] == [False, False, False]
+    with pytest.raises(ValueError, match="match_with"):
+        uses_network(1, "hog")
+
+
+def test_match_with_start_draws_the_same_triplets_whatever_the_network():
+    # with match_with="start" the triplets of every epoch come from the start similarity: a network that
+    # does not move (lr 0) and one that does give the same matchings and triplets; with "network" they differ
+    torch.set_num_threads(1)
+    crops, seq, init = _toy_data(np.random.default_rng(1))
+    joints = np.stack([_stick(a) for a in np.linspace(0, 3, 30)])
+    keys = ("matched", "triplets", "correct")
+    runs = {}
+    for match_with in ("start", "network"):
+        for lr in (0.0, 0.05):
+            cfg = ReconciliationConfig(
+                epochs=2, steps_per_epoch=3, triplets_per_step=8, pairs_per_step=2, chunk=5, neighbours=2,
+                image_size=32, dim=8, width=4, lr=lr, augment=0.0, match_with=match_with,
+            )  # fmt: skip
+            _, hist = train_reconciliation(crops, seq, init, cfg, seed=2, joints=joints)
+            runs[match_with, lr] = [hist[k] for k in keys]
+    assert runs["start", 0.0] == runs["start", 0.05]
+    assert runs["network", 0.0] != runs["network", 0.05]
+    # epoch 0 matches with the start similarity either way
+    assert [h[:3] for h in runs["network", 0.05]] == [h[:3] for h in runs["start", 0.05]]
 
 
 def test_match_pair_maps_a_sequence_onto_itself_frame_by_frame():
