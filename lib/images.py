@@ -2,12 +2,15 @@
 
 - :func:`square_crop`, :func:`crop_coordinates` -- person-centred square crops and their joint coordinates.
 - :func:`check_rgb_images`, :func:`images_to_tensor` -- uint8 image arrays in, network tensors out.
+- :func:`crop_batch` -- square windows of a batch of image tensors (the pretext samplers' and fine-tuning crops).
 - :func:`random_affine` -- the random translation/scale/rotation augmentation of a batch.
 - :func:`hog_maps`, :func:`hog_features` -- Histograms of Oriented Gradients (Dalal & Triggs 2005) by
   ``skimage.feature.hog``: the grid of normalised blocks, and the window descriptor (the grid flattened).
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import cv2
 import numpy as np
@@ -56,6 +59,25 @@ def images_to_tensor(images: np.ndarray, device: str | torch.device = "cpu") -> 
         raise ValueError(f"images must have shape (N, H, W, C), got {images.shape}")
     t = torch.from_numpy(np.ascontiguousarray(images)).to(device)
     return t.permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
+
+
+def crop_batch(
+    images: torch.Tensor, rows: Sequence[int], windows: np.ndarray | torch.Tensor, crop: int
+) -> torch.Tensor:
+    """Crops ``(B, C, crop, crop)`` of ``images`` ``(N, C, H, W)``: image ``rows[b]`` at the window whose
+    top-left pixel is ``windows[b]`` = ``(x0, y0)`` (a ValueError when a window leaves the image)."""
+    rows, windows = np.asarray(rows).tolist(), np.asarray(windows).reshape(-1, 2)
+    H, W = images.shape[-2:]
+    outside = (windows < 0).any(1) | (windows[:, 0] + crop > W) | (windows[:, 1] + crop > H)
+    if outside.any():
+        b = int(np.flatnonzero(outside)[0])
+        raise ValueError(
+            f"crop_batch: the {crop} px window at (x0, y0) = {tuple(windows[b].tolist())} (sample {b}) "
+            f"leaves the {H}x{W} image; need 0 <= x0 <= {W - crop} and 0 <= y0 <= {H - crop}"
+        )
+    return torch.stack(
+        [images[r, :, y0 : y0 + crop, x0 : x0 + crop] for r, (x0, y0) in zip(rows, windows.tolist(), strict=True)]
+    )
 
 
 def random_affine(

@@ -7,7 +7,9 @@ run succeeded. A failing (or timed-out) notebook keeps its partial output as
 ``--seeds 0-4`` runs a notebook once per seed (``reports/<notebook>.seed<k>.ipynb``) and aggregates its
 claims into mean and standard deviation over seeds. ``--record`` copies a successful run's claims, tables
 and provenance to ``results/<notebook>/<profile>.json`` (committed; the notebooks' closing cells render
-them). ``reports/summary.md`` gathers every notebook's ``reports/<notebook>/claims.json`` into one table.
+them); ``--record-as NAME`` records to ``results/<notebook>/NAME.json`` instead (a run that must not take
+the profile's record's place, e.g. a CPU run with other parameters). ``reports/summary.md`` gathers every
+notebook's ``reports/<notebook>/claims.json`` into one table.
 """
 
 from __future__ import annotations
@@ -339,12 +341,26 @@ def write_summary(
     return path
 
 
-def record(stem: str, reports_dir: Path, wall_s: float, results_dir: Path = RESULTS) -> Path:
-    """Copy a successful run's claims document, with its wall time, to ``results/<stem>/<profile>.json``."""
+RECORD_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+
+
+def check_record_name(name: str) -> str:
+    """``name`` if it can name a record file ``results/<notebook>/<name>.json``, else a ReproduceError."""
+    if not RECORD_NAME.fullmatch(name) or name.endswith(".json"):
+        raise ReproduceError(
+            f"--record-as {name!r}: expected a file stem of letters, digits, '_', '-' and '.' starting with a "
+            "letter or digit, without '.json' (e.g. jhmdb_3splits_cpu)"
+        )
+    return name
+
+
+def record(stem: str, reports_dir: Path, wall_s: float, results_dir: Path = RESULTS, name: str | None = None) -> Path:
+    """Copy a successful run's claims document, with its wall time, to ``results/<stem>/<name>.json``
+    (``name`` defaults to the run's profile)."""
     doc = load_claims(reports_dir, stem)
     if isinstance(doc, str):
         raise ReproduceError(f"--record: {stem} wrote no usable claims ({doc})")
-    path = results_dir / stem / f"{doc['run']['profile']}.json"
+    path = results_dir / stem / f"{check_record_name(name) if name is not None else doc['run']['profile']}.json"
     atomic_write_text(path, json.dumps(doc | {"wall_s": round(wall_s, 1)}, indent=2) + "\n")
     return path
 
@@ -376,9 +392,15 @@ def reproduce(
     seeds: list[int] | None = None,
     record_to: Path | None = None,
     cell_timeout: int | None = None,
+    record_as: str | None = None,
 ) -> int:
     """Validate, run every selected notebook (once per seed with ``seeds``), write the summary and, with
-    ``record_to``, record each successful run there; 0 if all succeeded else 1."""
+    ``record_to``, record each successful run there (as ``<profile>.json``, or ``<record_as>.json``);
+    0 if all succeeded else 1."""
+    if record_as is not None:
+        if record_to is None:
+            raise ReproduceError(f"record_as={record_as!r} needs record_to (where to record)")
+        check_record_name(record_as)
     notebooks = list_notebooks(notebooks_dir)
     chosen = select_notebooks(selection, notebooks)
     validate_parameters(chosen, params | ({"seed": seeds[0]} if seeds else {}))
@@ -393,7 +415,7 @@ def reproduce(
         else:
             r = run_notebook(path, params, reports_dir, cell_timeout=timeout)
         if r.ok and record_to is not None:
-            print(f"[reproduce] recorded {record(path.stem, reports_dir, r.wall_s, record_to)}", flush=True)
+            print(f"[reproduce] recorded {record(path.stem, reports_dir, r.wall_s, record_to, record_as)}", flush=True)
         print(f"[reproduce] {path.stem}: {'ok' if r.ok else 'FAILED ' + r.message} ({r.wall_s:.0f} s)", flush=True)
         results.append(r)
     summary = write_summary(results, notebooks, reports_dir, git_commit())
@@ -411,6 +433,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("-p", "--param", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"))
     ap.add_argument("--seeds", help="run each notebook once per seed: a range (0-4) or a list (1,3,5)")
     ap.add_argument("--record", action="store_true", help="record claims, tables and provenance in results/")
+    ap.add_argument("--record-as", metavar="NAME", help="record as results/<notebook>/NAME.json (implies --record)")
     ap.add_argument("--cell-timeout", type=int, help=f"seconds per cell (default by profile: {CELL_TIMEOUT})")
     ap.add_argument("--in-place", action="store_true", help="(authors) execute in place in the smoke profile")
     args = ap.parse_args(argv)
@@ -427,8 +450,9 @@ def main(argv: list[str] | None = None) -> int:
         seeds = parse_seeds(args.seeds) if args.seeds else None
         if seeds and "seed" in params:
             raise ReproduceError("give either --seeds or -p seed, not both")
-        return reproduce(args.notebooks, params, seeds=seeds, record_to=RESULTS if args.record else None,
-                         cell_timeout=args.cell_timeout)  # fmt: skip
+        recording = args.record or args.record_as is not None
+        return reproduce(args.notebooks, params, seeds=seeds, record_to=RESULTS if recording else None,
+                         cell_timeout=args.cell_timeout, record_as=args.record_as)  # fmt: skip
     except ReproduceError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

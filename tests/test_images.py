@@ -7,7 +7,15 @@ import pytest
 import torch
 from skimage.feature import hog
 
-from lib.images import crop_coordinates, hog_features, hog_maps, images_to_tensor, random_affine, square_crop
+from lib.images import (
+    crop_batch,
+    crop_coordinates,
+    hog_features,
+    hog_maps,
+    images_to_tensor,
+    random_affine,
+    square_crop,
+)
 
 
 def test_square_crop_at_scale_one_is_the_pixels_of_the_window():
@@ -31,6 +39,20 @@ def test_images_to_tensor_range_and_layout():
     assert t[0, 0, 1, 2] == 1.0 and t.min() == -1.0
     with pytest.raises(ValueError, match="uint8"):
         images_to_tensor(img.astype(np.float32))
+
+
+def test_crop_batch_takes_each_row_at_its_window():
+    images = torch.arange(2 * 3 * 16 * 20, dtype=torch.float32).view(2, 3, 16, 20)
+    crops = crop_batch(images, [1, 0], np.array([[2, 5], [4, 1]]), 8)
+    assert crops.shape == (2, 3, 8, 8)
+    torch.testing.assert_close(crops[0], images[1, :, 5:13, 2:10])
+    torch.testing.assert_close(crops[1], images[0, :, 1:9, 4:12])
+    corner = crop_batch(images, [0], np.array([[12, 8]]), 8)  # the last window that fits
+    torch.testing.assert_close(corner[0], images[0, :, 8:16, 12:20])
+    with pytest.raises(ValueError, match="leaves the 16x20 image"):
+        crop_batch(images, [0, 1], np.array([[0, 0], [13, 0]]), 8)
+    with pytest.raises(ValueError, match="sample 0"):
+        crop_batch(images, [0], np.array([[-1, 0]]), 8)
 
 
 def test_random_affine_identity_when_ranges_are_zero():

@@ -13,6 +13,7 @@ from lib.reproduce import (
     NOTEBOOKS,
     ReproduceError,
     list_notebooks,
+    main,
     notebook_parameters,
     parse_seeds,
     parse_value,
@@ -146,6 +147,24 @@ def test_seeds_aggregate_and_record(course, tmp_path):
     rec = json.loads((results / "00_a" / "smoke.json").read_text())
     assert rec["claims"] == doc["claims"] and rec["wall_s"] > 0 and rec["tables"] == {"t": [{"seed": 1}]}
     assert "seeds 0.233 ± 0.153 (sd, 3 seeds)" in (reports / "summary.md").read_text()
+
+
+def test_record_as_names_the_record(course, tmp_path, capsys):
+    nbs, reports = course
+    results = tmp_path / "results"
+    assert reproduce(["01"], {"seed": 2, "profile": "smoke"}, nbs, reports, record_to=results, record_as="b_cpu") == 0
+    assert [p.name for p in (results / "01_b").iterdir()] == ["b_cpu.json"]  # not smoke.json
+    rec = json.loads((results / "01_b" / "b_cpu.json").read_text())
+    assert rec["run"]["profile"] == "smoke" and rec["run"]["seeds"] == [2] and rec["wall_s"] > 0
+    assert rec["claims"] == json.loads((reports / "01_b" / "claims.json").read_text())["claims"]
+    for bad in ("../b", "a/b", "", ".hidden", "b.json", "a b"):
+        with pytest.raises(ReproduceError, match="--record-as"):
+            reproduce(["01"], {"profile": "smoke"}, nbs, reports, record_to=results, record_as=bad)
+    with pytest.raises(ReproduceError, match="needs record_to"):
+        reproduce(["01"], {"profile": "smoke"}, nbs, reports, record_as="b_cpu")
+    # the command line rejects a bad name before any notebook runs (exit 2, the error on stderr)
+    assert main(["06", "--profile", "smoke", "--record-as", "../escape"]) == 2
+    assert "--record-as '../escape': expected a file stem" in capsys.readouterr().err
 
 
 def test_papermill_sees_every_parameter_of_every_course_notebook():

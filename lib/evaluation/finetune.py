@@ -9,7 +9,6 @@ x (plain + mirrored) = 250 samples whose softmax outputs are averaged.
 - :class:`Classifier`, :class:`ClassifierConfig`, :func:`init_classifier`, :func:`train_classifier` --
   resumable training of the whole network or of the two new layers only (``freeze_backbone``).
 - :func:`make_optimizer` -- SGD with momentum or Adam (shared with the pretext trainings).
-- :func:`crop_batch` -- square windows of a batch of image tensors (also the pretext sampler's crops).
 - :func:`ten_crops` -- the 4 corners and the centre, plain and mirrored.
 - :func:`video_predictions` -- the averaged class probabilities of each video (or still image).
 """
@@ -27,7 +26,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from lib.images import images_to_tensor
+from lib.images import crop_batch, images_to_tensor
 from lib.nets.vgg import VGGS
 from lib.training import resumable_training, step_generators
 
@@ -159,17 +158,6 @@ def train_classifier(
         progress=progress,
     )
     return model.eval(), history
-
-
-def crop_batch(
-    images: torch.Tensor, rows: Sequence[int], windows: np.ndarray | torch.Tensor, crop: int
-) -> torch.Tensor:
-    """Crops ``(B, C, crop, crop)`` of ``images`` ``(N, C, H, W)``: image ``rows[b]`` at the window whose
-    top-left pixel is ``windows[b]`` = ``(x0, y0)``."""
-    rows, windows = np.asarray(rows).tolist(), np.asarray(windows).tolist()
-    return torch.stack(
-        [images[r, :, y0 : y0 + crop, x0 : x0 + crop] for r, (x0, y0) in zip(rows, windows, strict=True)]
-    )
 
 
 def ten_crops(images: np.ndarray, crop: int) -> np.ndarray:

@@ -10,7 +10,7 @@ per positive). The appearance network's fc6 is the learned pose feature.
 - :func:`pretext_sequences` -- the world's sequences a split contributes (all, or a few per activity).
 - :func:`sample_frame_pairs`, :func:`random_windows`, :func:`assign_negatives` -- the sampler.
 - :func:`gather_blocks`, :func:`augment_triplets` -- flow blocks at one window per sample (frames are cropped
-  at the same window by :func:`lib.evaluation.finetune.crop_batch`), and the flip / time-reversal augmentation.
+  at the same window by :func:`lib.images.crop_batch`), and the flip / time-reversal augmentation.
 - :class:`PoseFromActionNet`, :func:`batch_logits` -- the three networks and the efficient batch (B
   positives, ``n_neg`` B negatives from the same B encodings).
 - :class:`PoseFromActionConfig`, :func:`init_pose_from_action`, :func:`train_pose_from_action` -- resumable
@@ -33,9 +33,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from lib.evaluation.finetune import crop_batch, make_optimizer
+from lib.evaluation.finetune import make_optimizer
 from lib.flow import flip_flow_block, reverse_flow_block, stack_flow_maps
-from lib.images import images_to_tensor
+from lib.images import crop_batch, images_to_tensor
 from lib.nets.vgg import VGGS
 from lib.training import resumable_training, sequence_groups, step_generators
 

@@ -1,5 +1,6 @@
 """Shuffle & Learn (Misra et al. 2016): temporal-order verification of frame triplets, the baseline that
-Milbich et al. 2017 compare with, trained on the same crops with the same backbone (:func:`lib.nets.vgg.vgg_s`).
+Milbich et al. 2017 compare with, trained on the same crops with the same backbone (:class:`lib.nets.vgg.VGGS`,
+VGG-S by default, VGG-M with ``ShuffleLearnConfig(variant="vgg_m")``).
 The baseline of ``notebooks/05_posture_reconciliation.ipynb``.
 
 From five frames ``a < b < c < d < e`` of one sequence, the tuple ``(b, c, d)`` is in order (positive,
@@ -27,7 +28,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from lib.images import images_to_tensor, random_affine
-from lib.nets.vgg import VGGS, vgg_s
+from lib.nets.vgg import VGGS
 from lib.training import resumable_training, sequence_groups, step_generators
 
 
@@ -90,13 +91,14 @@ class ShuffleLearnConfig:
     image_size: int = 64
     dim: int = 128
     width: int = 32
+    variant: str = "vgg_s"  # lib.nets.vgg variant: "vgg_s", or "vgg_m" (conv2 with stride 2)
     checkpoint_every: int = 25
 
 
 def new_order_classifier(config: ShuffleLearnConfig, channels: int = 3, seed: int = 0) -> OrderClassifier:
     """The randomly initialised classifier of ``config`` (seeded, on the CPU): the start of training."""
     torch.manual_seed(seed)
-    return OrderClassifier(vgg_s(channels, config.image_size, config.dim, config.width))
+    return OrderClassifier(VGGS(channels, config.image_size, config.dim, config.width, variant=config.variant))
 
 
 def train_order_classifier(

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from lib.evaluation.dtw import dtw_cost, dtw_scores, dtw_similarity
+from lib.evaluation.dtw import FUSED_MIN_PAIRS, dtw_cost, dtw_scores, dtw_similarity
 
 
 def all_paths(tq: int, td: int):
@@ -103,6 +103,22 @@ def test_batched_equals_reference(frames_per_chunk, mode, reference):
     dot = dtw_scores([torch.as_tensor(q) for q in queries], dictionary, cosine=False, mode=mode)
     want_dot = np.array([[reference(q @ d.T)[0] for d in dictionary] for q in queries])
     np.testing.assert_allclose(dot, want_dot, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize(("mode", "reference"), [("similarity", dtw_similarity), ("cost", dtw_cost)])
+def test_batched_equals_reference_in_large_groups(mode, reference):
+    """Lengths within the CPU's 1.25 spread and one chunk: one group pair of 12 x 11 pairs, whose
+    diagonals take the batched-product path (the test above has small groups: the stored-map path)."""
+    assert 12 * 11 >= FUSED_MIN_PAIRS
+    rng = np.random.default_rng(7)
+    queries = [rng.normal(size=(rng.integers(10, 13), 6)) for _ in range(12)]
+    dictionary = [rng.normal(size=(rng.integers(11, 14), 6)) for _ in range(11)]
+    got = dtw_scores(queries, dictionary, mode=mode)
+    want = np.array([[reference(cosine_map(q, d))[0] for d in dictionary] for q in queries])
+    np.testing.assert_allclose(got, want, atol=1e-4)
+    same = dtw_scores(queries, queries, mode=mode)  # identical pairs, tie order included
+    want_same = np.array([[reference(cosine_map(q, r))[0] for r in queries] for q in queries])
+    np.testing.assert_allclose(same, want_same, atol=1e-4)
 
 
 def test_batched_cost_mode_scores_identical_sequences_one():

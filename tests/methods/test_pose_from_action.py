@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 import torch
 
-from lib.evaluation.finetune import crop_batch
 from lib.flow import flip_flow_block, flow_block, reverse_flow_block
 from lib.methods.pose_from_action import (
     PoseFromActionConfig,
@@ -68,10 +67,6 @@ def test_gather_blocks_is_the_flow_block_at_the_window():
     ref = flow_block(flows[:-1].astype(np.float32), 3)[:, 5:13, 2:10]
     np.testing.assert_array_equal(got[0].numpy(), ref)
     np.testing.assert_array_equal(got[1].numpy(), flow_block(flows[:-1].astype(np.float32), 10)[:, :8, :8])
-    images = torch.arange(2 * 3 * 16 * 20, dtype=torch.float32).view(2, 3, 16, 20)
-    crops = crop_batch(images, [1, 0], np.array([[2, 5], [4, 1]]), 8)
-    torch.testing.assert_close(crops[0], images[1, :, 5:13, 2:10])
-    torch.testing.assert_close(crops[1], images[0, :, 1:9, 4:12])
 
 
 def test_augmentation_flips_and_reverses_whole_triplets():

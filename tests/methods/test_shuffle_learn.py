@@ -5,12 +5,13 @@ import torch
 from lib.methods.shuffle_learn import (
     OrderClassifier,
     ShuffleLearnConfig,
+    new_order_classifier,
     order_correct,
     sample_order_tuples,
     train_order_classifier,
     train_shuffle_learn,
 )
-from lib.nets.vgg import vgg_s
+from lib.nets.vgg import vgg_m, vgg_s
 from lib.training import sequence_groups
 
 
@@ -51,6 +52,19 @@ def test_shuffle_learn_resume_reproduces_training(tmp_path):
     for v, v2 in zip(ref.backbone.state_dict().values(), backbone.state_dict().values(), strict=True):
         torch.testing.assert_close(v, v2, rtol=0, atol=0)
     assert hist_b == ref_hist
+
+
+@pytest.mark.parametrize(("variant", "stride"), [("vgg_s", 8), ("vgg_m", 16)])
+def test_config_variant_picks_the_backbone(variant, stride):
+    cfg = ShuffleLearnConfig(image_size=32, dim=8, width=4, variant=variant)
+    model = new_order_classifier(cfg, seed=3)
+    assert (model.backbone.variant, model.backbone.conv_stride) == (variant, stride)
+    torch.manual_seed(3)  # the same seed gives the same start as building the backbone by hand
+    ref = vgg_s(image_size=32, dim=8, width=4) if variant == "vgg_s" else vgg_m(image_size=32, dim=8, width=4)
+    for v, v2 in zip(ref.state_dict().values(), model.backbone.state_dict().values(), strict=True):
+        torch.testing.assert_close(v, v2, rtol=0, atol=0)
+    with pytest.raises(ValueError, match="unknown variant"):
+        new_order_classifier(ShuffleLearnConfig(image_size=32, dim=8, width=4, variant="vgg_x"))
 
 
 def test_order_correct_compares_the_classifier_with_the_labels():
