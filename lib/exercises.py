@@ -402,6 +402,7 @@ def _mine_cases() -> list[Case]:
     for T, min_sep, q in ((10, 3, 0.8), (16, 4, 0.9), (20, 5, 0.5), (24, 8, 0.95)):
         S = rng.uniform(0, 2, (T, T))
         cases.append({"S": ((S + S.T) / 2).round(3), "min_sep": min_sep, "quantile": q})
+    cases.append({"S": rng.uniform(0, 2, (12, 12)).round(3), "min_sep": 3, "quantile": 0.8})  # not symmetric
     return cases
 
 
