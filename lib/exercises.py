@@ -11,8 +11,8 @@ function escapes ``check``, so an unfinished notebook still executes from top to
 In a Jupyter kernel the outcome is also displayed as a JSON record under the MIME type :data:`MIME`, stored
 in the executed notebook, where :mod:`lib.grading` reads it back (no side file, nothing unpickled).
 
-Adding a sheet (e.g. notebook 04): register its exercises here (``"04.<name>"``) and write
-``exercises/04_<topic>.ipynb`` with one stub cell (metadata ``exercise``) and one check cell per exercise.
+Adding a sheet: register its exercises here (``"NN.<name>"``) and write
+``exercises/NN_<topic>.ipynb`` with one stub cell (metadata ``exercise``) and one check cell per exercise.
 """
 
 from __future__ import annotations
@@ -315,6 +315,97 @@ def _centroid_cases() -> list[Case]:
     return cases
 
 
+# 04 · box IoU, the circulant filter and repetition mining
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    from lib.methods.spatiotemporal import iou
+
+    return iou(a, b)
+
+
+def _iou_cases() -> list[Case]:
+    box = np.array([0.0, 0.0, 2.0, 2.0])
+    pairs = [
+        (box, box),  # identical: 1
+        (box, np.array([1.0, 1.0, 3.0, 3.0])),  # overlapping corners: 1 / 7
+        (np.array([0.0, 0.0, 4.0, 4.0]), np.array([1.0, 1.0, 3.0, 3.0])),  # nested: 4 / 16
+        (box, np.array([3.0, 0.0, 5.0, 2.0])),  # disjoint in x only
+        (box, np.array([3.0, 4.0, 5.0, 7.0])),  # disjoint in x and in y: both sides negative
+        (box, np.array([2.0, 0.5, 4.0, 1.5])),  # touching along an edge
+        (box, np.array([2.0, 2.0, 3.0, 3.0])),  # touching at a corner
+        (np.array([1.0, 1.0, 1.0, 1.0]), np.array([1.0, 1.0, 1.0, 1.0])),  # two empty boxes: 0
+        (np.array([1.0, 1.0, 1.0, 3.0]), box),  # an empty box inside another
+        (np.array([0.5, 1.5, 10.25, 4.0]), np.array([2.0, 0.0, 6.5, 12.0])),
+    ]
+    cases = [{"a": a, "b": b} for a, b in pairs]
+    cases.append({"a": np.stack([a for a, _ in pairs]), "b": box})  # (n, 4) against one box
+    rng = _rng("04.box_iou")
+
+    def boxes(*shape: int) -> np.ndarray:
+        lo = rng.uniform(0, 10, (*shape, 2))
+        return np.concatenate([lo, lo + rng.uniform(0, 6, (*shape, 2))], -1).round(2)
+
+    for n in (3, 6, 12):
+        cases.append({"a": boxes(n), "b": boxes(n)})
+    cases.append({"a": boxes(4, 1), "b": boxes(1, 5)})  # every pair of two sets: (4, 5)
+    return cases
+
+
+def _circulant(S: np.ndarray, size: int) -> np.ndarray:
+    from lib.methods.spatiotemporal import circulant_filter
+
+    return circulant_filter(S, size)
+
+
+def _circulant_cases() -> list[Case]:
+    grid = np.arange(16, dtype=np.float64).reshape(4, 4)
+    stripe = np.eye(6) + np.eye(6, k=3) + np.eye(6, k=-3)  # a repetition every 3 frames
+    stripe[1, 5] = 4.0  # an isolated coincidence
+    cases = [
+        {"S": np.array([[2.0]]), "size": 3},  # one frame
+        {"S": grid, "size": 1},  # size 1: unchanged
+        {"S": grid, "size": 3},
+        {"S": grid[::-1].copy(), "size": 3},  # the anti-diagonal direction must not be averaged
+        {"S": np.array([[1.0, 2.0], [3.0, 5.0]]), "size": 5},  # filter larger than the video
+        {"S": stripe, "size": 3},
+    ]
+    rng = _rng("04.circulant_filter")
+    for T, size in ((5, 3), (8, 5), (12, 5), (10, 7)):
+        S = rng.uniform(0, 2, (T, T))
+        cases.append({"S": ((S + S.T) / 2).round(3), "size": size})
+    return cases
+
+
+def _mine(S: np.ndarray, min_sep: int, quantile: float) -> np.ndarray:
+    from lib.methods.spatiotemporal import mine_repetitions
+
+    return mine_repetitions(S, min_sep, quantile)
+
+
+def _mine_cases() -> list[Case]:
+    i, j = np.indices((6, 6))
+    period2 = np.where((i - j) % 2 == 0, 2.0, 0.0)  # ties: every other frame is as similar
+    ramp = 2.0 - np.abs(i - j) / 6  # the nearest allowed partner is the best
+    far = np.zeros((9, 9))
+    far[0, 8] = far[8, 0] = 1.0
+    cases = [
+        {"S": np.array([[2.0]]), "min_sep": 8, "quantile": 0.95},  # a video shorter than min_sep: no pair
+        {"S": np.full((8, 8), 2.0), "min_sep": 8, "quantile": 0.95},  # exactly min_sep frames: no pair
+        {"S": far, "min_sep": 8, "quantile": 0.95},  # one pair, min_sep apart
+        {"S": period2, "min_sep": 2, "quantile": 0.95},  # ties: the first (smallest j) partner
+        {"S": period2, "min_sep": 3, "quantile": 0.5},
+        {"S": ramp, "min_sep": 2, "quantile": 1.0},  # kept only at the maximum itself
+        {"S": ramp, "min_sep": 4, "quantile": 0.0},  # every row keeps its partner
+    ]
+    rng = _rng("04.mine_repetitions")
+    for T, min_sep, q in ((10, 3, 0.8), (16, 4, 0.9), (20, 5, 0.5), (24, 8, 0.95)):
+        S = rng.uniform(0, 2, (T, T))
+        cases.append({"S": ((S + S.T) / 2).round(3), "min_sep": min_sep, "quantile": q})
+    cases.append({"S": rng.uniform(0, 2, (12, 12)).round(3), "min_sep": 3, "quantile": 0.8})  # not symmetric
+    return cases
+
+
 # 05 · the Eq. 1 energy and its exact minimiser
 
 
@@ -523,6 +614,9 @@ EXERCISES: dict[str, Exercise] = {
         Exercise("03.flip_flow_block", "flip_flow_block", _flip, lambda: _block_cases("03.flip_flow_block")),
         Exercise("03.reverse_flow_block", "reverse_flow_block", _reverse, lambda: _block_cases("03.reverse")),
         Exercise("03.heatmap_centroids", "heatmap_centroids", _centroids, _centroid_cases),
+        Exercise("04.box_iou", "box_iou", _iou, _iou_cases),
+        Exercise("04.circulant_filter", "circulant_filter", _circulant, _circulant_cases),
+        Exercise("04.mine_repetitions", "mine_repetitions", _mine, _mine_cases),
         Exercise("05.matching_energy", "matching_energy", _energy, _energy_cases),
         Exercise("05.match_sequences_dp", "match_sequences_dp", _match_dp, _dp_cases, _optimal_energy),
         Exercise("06.skip_loss", "skip_loss", _skip_loss, _skip_loss_cases),

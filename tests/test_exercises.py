@@ -70,6 +70,44 @@ def _centroids(heatmaps, k, centre=0.5, swap=False, modulo="w"):
     return xy.mean(2)
 
 
+def _iou(a, b, clip="sides", pixel=0.0, subtract=True, guard=True):
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    w = np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]) + pixel
+    h = np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]) + pixel
+    if clip == "sides":
+        w, h = np.maximum(w, 0), np.maximum(h, 0)
+    inter = np.maximum(w * h, 0) if clip == "product" else w * h
+    area_a = (a[..., 2] - a[..., 0] + pixel) * (a[..., 3] - a[..., 1] + pixel)
+    area_b = (b[..., 2] - b[..., 0] + pixel) * (b[..., 3] - b[..., 1] + pixel)
+    union = area_a + area_b - (inter if subtract else 0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = inter / union
+    return np.where(union > 0, out, 0.0) if guard else out
+
+
+def _circulant(S, size, mode="edge", anti=False, mean=True):
+    r = size // 2
+    P = np.pad(S, r, mode=mode)
+    T = len(S)
+    out = sum(P[k : k + T, size - 1 - k : size - 1 - k + T] if anti else P[k : k + T, k : k + T] for k in range(size))
+    return out / size if mean else out
+
+
+def _mine(S, min_sep, quantile, band_in_argmax=True, strict=False, sep_strict=False, last_tie=False):
+    T = len(S)
+    i, j = np.indices((T, T))
+    band = (np.abs(i - j) > min_sep) if sep_strict else (np.abs(i - j) >= min_sep)
+    if not band.any():
+        return np.zeros((0, 2), np.int64)
+    thr = np.quantile(S[band], quantile)
+    masked = np.where(band, S, -np.inf) if band_in_argmax else S
+    best = (T - 1 - masked[:, ::-1].argmax(1)) if last_tie else masked.argmax(1)
+    value = masked[np.arange(T), best]
+    keep = band.any(1) & ((value > thr) if strict else (value >= thr))
+    pairs = np.sort(np.column_stack([np.flatnonzero(keep), best[keep]]), axis=1)
+    return np.unique(pairs, axis=0)
+
+
 def _energy(pi, D, lam1, lam2, lam3, outlier_cost, skip_minus_one=False, outlier_pairs=False):
     e = sum(outlier_cost if p < 0 else D[j, p] for j, p in enumerate(pi))
     for a, b in zip(pi[:-1], pi[1:], strict=True):
@@ -151,6 +189,25 @@ WRONG = {
         lambda h, k: _centroids(h, k, centre=0.0),  # off by half a pixel
         lambda h, k: _centroids(h, k, swap=True),  # (row, column) instead of (x, y)
         lambda h, k: _centroids(h, k, modulo="h"),
+    ],
+    "04.box_iou": [
+        lambda a, b: _iou(a, b, clip=None),  # the intersection not clipped at 0
+        lambda a, b: _iou(a, b, clip="product"),  # clipped after the product: two negative sides give > 0
+        lambda a, b: _iou(a, b, pixel=1.0),  # the inclusive-pixel convention (x1 - x0 + 1)
+        lambda a, b: _iou(a, b, subtract=False),  # the intersection counted twice in the union
+        lambda a, b: _iou(a, b, guard=False),  # two empty boxes: NaN
+    ],
+    "04.circulant_filter": [
+        lambda S, size: _circulant(S, size, mode="constant"),  # zero padding
+        lambda S, size: _circulant(S, size, mode="wrap"),  # "circulant" read as periodic borders
+        lambda S, size: _circulant(S, size, anti=True),  # the anti-diagonal
+        lambda S, size: _circulant(S, size, mean=False),  # a sum, not a mean
+    ],
+    "04.mine_repetitions": [
+        lambda *a: _mine(*a, band_in_argmax=False),  # no band exclusion: the diagonal wins
+        lambda *a: _mine(*a, strict=True),  # > instead of >= at the quantile
+        lambda *a: _mine(*a, sep_strict=True),  # |i - j| > min_sep: off by one
+        lambda *a: _mine(*a, last_tie=True),  # the last of tied partners
     ],
     "05.matching_energy": [
         lambda *a: _energy(*a, skip_minus_one=True),  # off by one on the skip
