@@ -3,19 +3,27 @@ resumable training."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
 
 from lib.evaluation.finetune import (
     ClassifierConfig,
+    RegressorConfig,
     init_classifier,
+    init_regressor,
     make_optimizer,
+    normalise_joints,
+    predict_joints,
     ten_crops,
     train_classifier,
+    train_regressor,
     video_predictions,
 )
 from lib.images import images_to_tensor
+from lib.nets.alexnet import AlexNet
 from lib.nets.vgg import vgg_m
 
 
@@ -99,3 +107,62 @@ def test_make_optimizer_kinds():
     assert isinstance(adam, torch.optim.Adam) and adam.param_groups[0]["lr"] == 1e-3
     with pytest.raises(ValueError, match="'sgd', 'adam'"):
         make_optimizer("rmsprop", p, 0.1, 0.9, 0.0)
+
+
+def test_predict_joints_inverts_the_normalisation():
+    cfg = RegressorConfig(hidden=4)
+    model = init_regressor(AlexNet(image_size=32, width=0.05), 3, cfg, seed=0)
+    joints = np.array([[[0.0, 32.0], [16.0, 8.0], [31.0, 1.0]]])
+    torch.nn.init.zeros_(model.head[-1].weight)
+    with torch.no_grad():
+        model.head[-1].bias.copy_(torch.as_tensor(normalise_joints(joints, 32)[0]))
+    np.testing.assert_allclose(normalise_joints(joints, 32)[0, :2], [-0.5, 0.5])
+    images = np.random.default_rng(0).integers(0, 256, (5, 32, 32, 3), dtype=np.uint8)
+    np.testing.assert_allclose(predict_joints(model, images, batch=2), np.repeat(joints, 5, 0), atol=1e-5)
+
+
+def test_regressor_learns_a_linear_target():
+    """Every joint at (g, S - g) x S / 255 for uniform grey images of level g: a linear function of the input."""
+    torch.set_num_threads(1)
+    g = np.linspace(0, 255, 24).astype(np.uint8)
+    images = np.broadcast_to(g[:, None, None, None], (24, 32, 32, 3)).copy()
+    x = g.astype(np.float64) / 255 * 32
+    joints = np.repeat(np.stack([x, 32 - x], 1)[:, None], 2, 1)
+    cfg = RegressorConfig(steps=150, low_lr_steps=0, batch=8, hidden=16, lr=3e-3, optimizer="adam", weight_decay=0)
+    backbone = AlexNet(image_size=32, width=0.05)
+    model, hist = train_regressor(backbone, images, joints, cfg, seed=0)
+    err = np.abs(predict_joints(model, images) - joints).mean()
+    before = np.abs(predict_joints(init_regressor(backbone, 2, cfg, 0), images) - joints).mean()
+    assert err < 1.0 < before  # pixels, of targets spread over 0..32
+    assert np.mean(hist["loss"][-10:]) < 0.1 * np.mean(hist["loss"][:10])
+
+
+def test_regressor_training_resumes_bit_identically(tmp_path):
+    torch.set_num_threads(1)
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (12, 32, 32, 3), dtype=np.uint8)
+    joints = rng.uniform(0, 32, (12, 14, 2))
+    backbone = AlexNet(image_size=32, width=0.05)
+    cfg = RegressorConfig(steps=2, low_lr_steps=1, batch=4, hidden=8, checkpoint_every=1)
+    ref, ref_hist = train_regressor(backbone, images, joints, cfg, seed=1, checkpoint_dir=tmp_path / "a")
+    train_regressor(backbone, images, joints, cfg, seed=1, checkpoint_dir=tmp_path / "b")
+    (tmp_path / "b" / "step_3.pt").unlink()
+    resumed, hist = train_regressor(backbone, images, joints, cfg, seed=1, checkpoint_dir=tmp_path / "b")
+    for v, v2 in zip(ref.state_dict().values(), resumed.state_dict().values(), strict=True):
+        torch.testing.assert_close(v, v2, rtol=0, atol=0)
+    assert hist == ref_hist and hist["lr"] == [0.01, 0.01, 0.001] and set(hist) == {"loss", "lr"}
+    assert any(not torch.equal(v, backbone.state_dict()[k]) for k, v in ref.backbone.state_dict().items())
+    frozen, _ = train_regressor(backbone, images, joints, dataclasses.replace(cfg, freeze_backbone=True), seed=1)
+    for k, v in frozen.backbone.state_dict().items():
+        torch.testing.assert_close(v, backbone.state_dict()[k], rtol=0, atol=0, msg=k)
+
+
+def test_regressor_rejects_bad_inputs():
+    backbone = AlexNet(image_size=32, width=0.05)
+    images = np.zeros((4, 32, 32, 3), np.uint8)
+    with pytest.raises(ValueError, match="takes 32 px inputs"):
+        train_regressor(backbone, np.zeros((4, 36, 36, 3), np.uint8), np.zeros((4, 2, 2)))
+    with pytest.raises(ValueError, match="finite joints"):
+        train_regressor(backbone, images, np.full((4, 2, 2), np.nan))
+    with pytest.raises(ValueError, match="square uint8"):
+        train_regressor(backbone, images.astype(float), np.zeros((4, 2, 2)))
