@@ -166,6 +166,28 @@ def iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
 
 
+def jitter_boxes(
+    boxes: np.ndarray, jitter: float, rng: np.random.Generator, image_shape: tuple[int, int]
+) -> np.ndarray:
+    """Person boxes ``(N, 4)`` ``(x0, y0, x1, y1)`` as a noisy detector would give them: each centre moved by
+    ``N(0, jitter)`` times the box's width and height, each side scaled by ``exp(N(0, jitter))``, clipped to
+    the image ``(H, W)`` (at least 1 px wide and high). ``jitter = 0`` returns the boxes unchanged."""
+    boxes = np.asarray(boxes, np.float64)
+    if not (np.isfinite(jitter) and jitter >= 0):
+        raise ValueError(f"jitter must be a finite number >= 0 (a fraction of the box size), got {jitter!r}")
+    if boxes.ndim != 2 or boxes.shape[1] != 4:
+        raise ValueError(f"boxes must be (N, 4) (x0, y0, x1, y1), got shape {boxes.shape}")
+    if jitter == 0:
+        return boxes.copy()
+    size = boxes[:, 2:] - boxes[:, :2]
+    centre = (boxes[:, :2] + boxes[:, 2:]) / 2 + rng.normal(0, jitter, size.shape) * size
+    half = size * np.exp(rng.normal(0, jitter, size.shape)) / 2
+    hi = np.array([image_shape[1], image_shape[0]], np.float64)
+    lo_xy = np.clip(centre - half, 0, hi - 1)
+    hi_xy = np.clip(centre + half, lo_xy + 1, hi)
+    return np.concatenate([lo_xy, hi_xy], axis=1)
+
+
 def _check_iou_ranges(pos_iou: tuple[float, float], neg_iou: tuple[float, float]) -> None:
     for name, (lo, hi) in (("pos_iou", pos_iou), ("neg_iou", neg_iou)):
         if not 0 <= lo < hi <= 1:

@@ -88,6 +88,26 @@ def test_repetition_pairs_put_negatives_between():
 # ------------------------------------------------------------------------------------------ spatial crops
 
 
+def test_jitter_boxes_zero_is_identity_and_noise_grows_with_jitter():
+    rng = np.random.default_rng(0)
+    boxes = np.tile([[40.0, 30.0, 60.0, 90.0]], (4000, 1))
+    np.testing.assert_array_equal(st.jitter_boxes(boxes, 0.0, rng, (120, 100)), boxes)
+    small = st.jitter_boxes(boxes, 0.05, np.random.default_rng(1), (120, 100))
+    large = st.jitter_boxes(boxes, 0.3, np.random.default_rng(1), (120, 100))
+    for j in (small, large):  # inside the image, at least 1 px
+        assert (j[:, :2] >= 0).all() and (j[:, 2] <= 100).all() and (j[:, 3] <= 120).all()
+        assert (j[:, 2:] - j[:, :2] >= 1 - 1e-9).all()
+    assert st.iou(small, boxes).mean() > 0.8 > 0.6 > st.iou(large, boxes).mean()
+    # unbiased in log-scale and centre: the median width ratio is 1 and the mean centre shift 0 (N = 4000)
+    assert np.median((small[:, 2] - small[:, 0]) / 20) == pytest.approx(1, abs=0.01)
+    assert ((small[:, 0] + small[:, 2]) / 2).mean() == pytest.approx(50, abs=0.05)
+    np.testing.assert_array_equal(small, st.jitter_boxes(boxes, 0.05, np.random.default_rng(1), (120, 100)))
+    with pytest.raises(ValueError, match="jitter"):
+        st.jitter_boxes(boxes, -0.1, rng, (120, 100))
+    with pytest.raises(ValueError, match=r"\(N, 4\)"):
+        st.jitter_boxes(boxes[:, :3], 0.1, rng, (120, 100))
+
+
 def test_iou_hand_cases_and_broadcast():
     assert st.iou([0, 0, 2, 2], [1, 1, 3, 3]) == pytest.approx(1 / 7)
     assert st.iou([0, 0, 1, 1], [2, 2, 3, 3]) == 0
