@@ -6,7 +6,6 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-import torch
 
 from lib.data.base import PostureLabels
 from lib.evaluation.baselines import pose_oracle_features
@@ -100,15 +99,6 @@ def test_zero_shot_transfer_and_upper_bound():
     assert zero_shot_upper_bound(q_joints, db_joints)["total"] == 100.0
     wrong = zero_shot_pcp(db_feats[[0, 1, 2]], q_joints, db_feats, db_joints)["total"]
     assert wrong < 50.0
-
-
-@pytest.fixture
-def one_thread():
-    """Tiny networks run fastest on one thread (no OpenMP hand-offs on a busy machine)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def test_probe_learns_a_linear_map_and_validates(one_thread):

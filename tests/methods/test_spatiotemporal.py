@@ -13,14 +13,6 @@ from lib.methods import spatiotemporal as st
 from lib.training import sequence_groups
 
 
-@pytest.fixture
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def groups_of(lengths):
     seq = np.repeat(np.arange(len(lengths)), lengths)
     return sequence_groups(seq), seq
