@@ -658,13 +658,12 @@ def probe_items(
 
 
 def recognition_items(
-    q_feats: list, q_labels: np.ndarray, d_feats: list, d_labels: np.ndarray, device: str | torch.device = "cpu"
+    q_feats: list, q_labels: np.ndarray, d_feats: list, d_labels: np.ndarray
 ) -> dict[str, np.ndarray]:
     """DTW 1-NN over per-frame features (:func:`lib.methods.skip_pose.recognise`, cosine maps) in both DTW modes;
     items: each query sequence's 0 / 100 correctness."""
     return {
-        f"DTW 1-NN ({m})": 100.0
-        * skip_pose.recognise(q_feats, q_labels, d_feats, d_labels, m, device=device)["correct"]
+        f"DTW 1-NN ({m})": 100.0 * skip_pose.recognise(q_feats, q_labels, d_feats, d_labels, m)["correct"]
         for m in DTW_MODES
     }
 
@@ -706,7 +705,7 @@ def evaluate(method: Method, fitted: Fitted, s: Setting) -> Scores:
     if method.kind == SEQUENCE:
         q = method.embed(fitted.state, _seq_data(s, q_seqs))
         d = method.embed(fitted.state, _seq_data(s, d_seqs))
-        out.items |= recognition_items(q, labels[q_seqs], d, labels[d_seqs], s.device)
+        out.items |= recognition_items(q, labels[q_seqs], d, labels[d_seqs])
         out.absent |= {c: "a pose-sequence method: recognition only" for c in FRAME_ONLY}
         return out
     if isinstance(fitted.state, RecordedFeatures):
@@ -740,7 +739,7 @@ def evaluate(method: Method, fitted: Fitted, s: Setting) -> Scores:
         return [feats(w.sequence_frames(int(q))) for q in seqs]
 
     dtw = [c.name for c in COLUMNS if c.name.startswith("DTW")]
-    attempt(dtw, lambda: recognition_items(per_seq(q_seqs), labels[q_seqs], per_seq(d_seqs), labels[d_seqs], s.device))
+    attempt(dtw, lambda: recognition_items(per_seq(q_seqs), labels[q_seqs], per_seq(d_seqs), labels[d_seqs]))
     lspet = "LSPET pose distance@1"
     if s.lspet is None:
         out.absent[lspet] = s.lspet_note

@@ -533,7 +533,6 @@ def recognise(
     dict_labels: np.ndarray,
     mode: str = "similarity",
     length_normalise: bool = True,
-    device: str | torch.device | None = None,
 ) -> dict[str, np.ndarray | float]:
     """DTW + nearest neighbour: each query takes the label of the dictionary sequence with the best score.
 
@@ -557,7 +556,7 @@ def recognise(
             f"labels and features differ in count: {len(query_labels)} vs {len(query_feats)} queries, "
             f"{len(dict_labels)} vs {len(dict_feats)} dictionary sequences"
         )
-    scores = dtw_scores(query_feats, dict_feats, cosine=True, device=device, mode=mode)
+    scores = dtw_scores(query_feats, dict_feats, cosine=True, mode=mode)
     if mode == "similarity" and length_normalise:
         scores = scores / np.add.outer([len(f) for f in query_feats], [len(f) for f in dict_feats])
     predicted = dict_labels[scores.argmax(axis=1)]
